@@ -1,0 +1,139 @@
+"""The app's settings: every default in one table, read late, checked once.
+
+Settings are read on first use rather than at import so that
+``override_settings`` in tests and settings changed after start-up are seen;
+``setting_changed`` drops the cached copy.  A wrong value raises
+``ImproperlyConfigured`` naming the setting, at start-up (``AppConfig.ready``)
+rather than on the first job.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+
+EXECUTOR_MODES = ("pool", "delegate")
+
+DEFAULTS: dict[str, Any] = {
+    # "pool": a bounded queue drained by SLOWJOBS_WORKERS threads.
+    # "delegate": one thread per job, at most SLOWJOBS_MAX_THREADS at once.
+    "SLOWJOBS_EXECUTOR": "pool",
+    # Worker threads of the pool; also this process's share of the work.
+    "SLOWJOBS_WORKERS": 4,
+    # Jobs that may wait in the pool's queue beyond those running.
+    "SLOWJOBS_QUEUE_SIZE": 100,
+    # Delegate mode's cap on concurrent job threads; None means no cap.
+    "SLOWJOBS_MAX_THREADS": None,
+    # Seconds enqueue waits for room before refusing with ExecutorFull.
+    "SLOWJOBS_SUBMIT_TIMEOUT": 0.5,
+    # Seconds a refused client is told to wait (the Retry-After header).
+    "SLOWJOBS_RETRY_AFTER": 5,
+    # memcached servers as "host:port" strings; empty means the in-process store.
+    "SLOWJOBS_MEMCACHED": [],
+    # Largest accepted upload, in MiB.
+    "SLOWJOBS_MAX_UPLOAD_MB": 1024,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SlowjobsSettings:
+    executor: str
+    workers: int
+    queue_size: int
+    max_threads: int | None
+    submit_timeout: float
+    retry_after: int
+    memcached: tuple[tuple[str, int], ...]
+    max_upload_mb: int
+
+
+def _raw(name: str) -> Any:
+    return getattr(django_settings, name, DEFAULTS[name])
+
+
+def _int(name: str, *, minimum: int, allow_none: bool = False) -> int | None:
+    value = _raw(name)
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        allowed = f"an integer >= {minimum}" + (" or None" if allow_none else "")
+        raise ImproperlyConfigured(f"{name} must be {allowed}, not {value!r}.")
+    return value
+
+
+def _seconds(name: str) -> float:
+    value = _raw(name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ImproperlyConfigured(
+            f"{name} must be a number of seconds >= 0, not {value!r}."
+        )
+    return float(value)
+
+
+def parse_servers(name: str, value: object) -> tuple[tuple[str, int], ...]:
+    """Accept "host:port", "a:1,b:2" or a list of "host:port" strings."""
+    if value is None or value == "":
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ImproperlyConfigured(
+            f"{name} must be a list of 'host:port' strings, not {value!r}."
+        )
+    servers = []
+    for item in items:
+        host, sep, port = str(item).strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ImproperlyConfigured(
+                f"{name} entries must look like 'host:port' (port 1-65535), "
+                f"not {item!r}."
+            )
+        servers.append((host.strip("[]"), int(port)))
+    return tuple(servers)
+
+
+def load() -> SlowjobsSettings:
+    """Read and check every setting; the first bad one raises ImproperlyConfigured."""
+    executor = _raw("SLOWJOBS_EXECUTOR")
+    if executor not in EXECUTOR_MODES:
+        raise ImproperlyConfigured(
+            f"SLOWJOBS_EXECUTOR must be one of {', '.join(EXECUTOR_MODES)}, "
+            f"not {executor!r}."
+        )
+    return SlowjobsSettings(
+        executor=executor,
+        workers=_int("SLOWJOBS_WORKERS", minimum=1) or 1,
+        queue_size=_int("SLOWJOBS_QUEUE_SIZE", minimum=0) or 0,
+        max_threads=_int("SLOWJOBS_MAX_THREADS", minimum=1, allow_none=True),
+        submit_timeout=_seconds("SLOWJOBS_SUBMIT_TIMEOUT"),
+        retry_after=_int("SLOWJOBS_RETRY_AFTER", minimum=0) or 0,
+        memcached=parse_servers("SLOWJOBS_MEMCACHED", _raw("SLOWJOBS_MEMCACHED")),
+        max_upload_mb=_int("SLOWJOBS_MAX_UPLOAD_MB", minimum=1) or 1,
+    )
+
+
+# Guards _cached: request threads and job threads read settings concurrently.
+_lock = threading.Lock()
+_cached: SlowjobsSettings | None = None
+
+
+def get() -> SlowjobsSettings:
+    global _cached
+    with _lock:
+        if _cached is None:
+            _cached = load()
+        return _cached
+
+
+def _reset(*, setting: str, **kwargs: object) -> None:
+    global _cached
+    if setting.startswith("SLOWJOBS_"):
+        with _lock:
+            _cached = None
+
+
+setting_changed.connect(_reset)

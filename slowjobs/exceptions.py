@@ -1,0 +1,33 @@
+"""Exceptions that callers of slowjobs are expected to catch."""
+
+from __future__ import annotations
+
+from django.tasks.exceptions import TaskException
+
+
+class ExecutorFull(TaskException):
+    """No room for another job in this process within the submit timeout.
+
+    Nothing was written: the caller may retry later.  Views answer ``503``
+    with ``Retry-After`` (``retry_after`` seconds).
+    """
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ExecutorShutDown(ExecutorFull):
+    """This process is shutting down and takes no new jobs."""
+
+
+class InvalidTaskArguments(TypeError):
+    """A task's arguments cannot be stored as JSON.
+
+    A ``TypeError`` like the one Django's own backends raise, but naming the
+    argument, so the mistake is found at ``enqueue`` rather than in a worker.
+    """
+
+
+class JobCancelled(Exception):
+    """Raised inside a task to stop it; the job is recorded as cancelled."""

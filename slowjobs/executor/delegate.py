@@ -1,0 +1,58 @@
+"""``delegate`` mode: a thread per job, optionally capped.
+
+Nothing waits in a queue: a job starts the moment its row is committed, or
+is refused at enqueue when the cap is reached and stays reached for the
+submit timeout.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from .. import dbhygiene
+from .base import Executor, Slot, Work
+
+
+class DelegateExecutor(Executor):
+    mode = "delegate"
+
+    def __init__(
+        self, *, max_threads: int | None, submit_timeout: float, retry_after: int
+    ) -> None:
+        super().__init__(
+            capacity=max_threads, submit_timeout=submit_timeout, retry_after=retry_after
+        )
+        # Guards _threads, the job threads that may still be running.
+        self._threads_lock = threading.Lock()
+        self._threads: set[threading.Thread] = set()
+
+    def _start(self, slot: Slot, work: Work, priority: int) -> None:
+        thread = threading.Thread(
+            target=self._run_one, args=(slot, work), name="slowjobs-job", daemon=True
+        )
+        with self._threads_lock:
+            self._threads.add(thread)
+        thread.start()
+
+    def _run_one(self, slot: Slot, work: Work) -> None:
+        try:
+            self._run(slot, work)
+        finally:
+            dbhygiene.at_thread_exit()
+            with self._threads_lock:
+                self._threads.discard(threading.current_thread())
+
+    def _stop_threads(self) -> None:
+        """Job threads end on their own; there is no idle thread to stop."""
+
+    def _join(self, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._threads_lock:
+            threads = list(self._threads)
+        for thread in threads:
+            remaining = (
+                None if deadline is None else max(0, deadline - time.monotonic())
+            )
+            thread.join(remaining)
+        return not any(thread.is_alive() for thread in threads)

@@ -1,0 +1,92 @@
+"""``pool`` mode: a bounded, priority-ordered queue drained by N threads.
+
+Threads start lazily, one more only when none is idle, so a process that never
+runs a job never starts a thread (and nothing runs before a fork).
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+
+from .. import dbhygiene
+from .base import Executor, Slot, Work
+
+# Sorts after every job, so a stop request lets queued work start first.
+_STOP = (float("inf"), 0, None, None)
+
+
+class PoolExecutor(Executor):
+    mode = "pool"
+
+    def __init__(
+        self,
+        *,
+        workers: int,
+        queue_size: int,
+        submit_timeout: float,
+        retry_after: int,
+    ) -> None:
+        super().__init__(
+            capacity=workers + queue_size,
+            submit_timeout=submit_timeout,
+            retry_after=retry_after,
+        )
+        self.workers = workers
+        self._queue: queue.PriorityQueue[tuple[float, int, Slot | None, Work | None]]
+        self._queue = queue.PriorityQueue()
+        self._order = itertools.count()
+        # Guards _threads; _idle counts threads waiting for work.
+        self._threads_lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._idle = threading.Semaphore(0)
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    def _start(self, slot: Slot, work: Work, priority: int) -> None:
+        self._queue.put((-priority, next(self._order), slot, work))
+        if self._idle.acquire(blocking=False):
+            return
+        with self._threads_lock:
+            if len(self._threads) < self.workers:
+                thread = threading.Thread(
+                    target=self._work_loop,
+                    name=f"slowjobs-pool-{len(self._threads) + 1}",
+                    daemon=True,
+                )
+                self._threads.append(thread)
+                thread.start()
+
+    def _work_loop(self) -> None:
+        try:
+            while True:
+                _, _, slot, work = self._queue.get()
+                if slot is None or work is None:
+                    return
+                self._run(slot, work)
+                self._idle.release()
+        finally:
+            dbhygiene.at_thread_exit()
+
+    def _stop_threads(self) -> None:
+        with self._threads_lock:
+            for _ in self._threads:
+                self._queue.put(_STOP)
+
+    def _join(self, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._threads_lock:
+            threads = list(self._threads)
+        for thread in threads:
+            remaining = (
+                None if deadline is None else max(0, deadline - time.monotonic())
+            )
+            thread.join(remaining)
+        return not any(thread.is_alive() for thread in threads)
+
+    def stats(self) -> dict[str, int | str | None]:
+        return {**super().stats(), "workers": self.workers, "queued": self.queue_depth}

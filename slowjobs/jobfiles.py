@@ -1,0 +1,41 @@
+"""Where jobs keep their files: under one folder, named by ticket.
+
+Files are stored relative to ``SLOWJOBS_FILES_DIR`` (default:
+``MEDIA_ROOT/slowjobs``) so rows stay valid when the folder moves, and a
+stored name can never point outside it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+
+from .models import Job
+
+
+def root() -> Path:
+    configured = getattr(settings, "SLOWJOBS_FILES_DIR", None)
+    base = Path(configured) if configured else Path(settings.MEDIA_ROOT) / "slowjobs"
+    return base.resolve()
+
+
+def result_path(ticket: uuid.UUID | str, suffix: str) -> Path:
+    """A fresh path for a job's result file; its folder exists."""
+    folder = root() / "results"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{ticket}{suffix}"
+
+
+def resolve(name: str) -> Path | None:
+    """The absolute path of a stored name, or None if it leaves the folder."""
+    base = root()
+    path = (base / name).resolve()
+    return path if path.is_relative_to(base) else None
+
+
+def attach_result_file(ticket: uuid.UUID | str, path: Path) -> None:
+    """Record ``path`` (inside the files folder) as the job's result file."""
+    name = str(Path(path).resolve().relative_to(root()))
+    Job.objects.filter(pk=ticket).update(result_file=name)

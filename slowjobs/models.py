@@ -1,0 +1,142 @@
+"""The Job row: the durable record of every job and the admin's view of it.
+
+The row is written at enqueue time, so ``queued`` is a real, durable state;
+every later transition is a conditional UPDATE (see ``runner.py``) so that a
+job's final state is written once, by its current attempt.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.tasks import TaskResultStatus
+from django.utils.translation import gettext_lazy as _
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+    @classmethod
+    def finished(cls) -> frozenset[str]:
+        return frozenset({cls.SUCCEEDED, cls.FAILED, cls.CANCELLED})
+
+    def to_task_status(self) -> TaskResultStatus:
+        return _TASK_STATUS[self]
+
+
+_TASK_STATUS = {
+    JobStatus.QUEUED: TaskResultStatus.READY,
+    JobStatus.RUNNING: TaskResultStatus.RUNNING,
+    JobStatus.SUCCEEDED: TaskResultStatus.SUCCESSFUL,
+    JobStatus.FAILED: TaskResultStatus.FAILED,
+    JobStatus.CANCELLED: TaskResultStatus.FAILED,
+}
+
+
+class JobQuerySet(models.QuerySet["Job"]):
+    def unfinished(self) -> JobQuerySet:
+        return self.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
+
+    def finished(self) -> JobQuerySet:
+        return self.filter(status__in=JobStatus.finished())
+
+    def visible_to(self, *, user: Any, session_key: str | None) -> JobQuerySet:
+        """Jobs this visitor may see: staff see all, others only their own."""
+        if user is not None and user.is_authenticated and user.is_staff:
+            return self
+        mine = models.Q(pk__in=[])
+        if user is not None and user.is_authenticated:
+            mine |= models.Q(submitted_by=user)
+        if session_key:
+            mine |= models.Q(submitter_session=session_key)
+        return self.filter(mine)
+
+
+class Job(models.Model):
+    id = models.UUIDField(
+        _("ticket"), primary_key=True, default=uuid.uuid4, editable=False
+    )
+    task_path = models.CharField(_("task"), max_length=255, db_index=True)
+    backend = models.CharField(_("backend"), max_length=100, default="default")
+    queue_name = models.CharField(_("queue"), max_length=100, default="default")
+    priority = models.SmallIntegerField(_("priority"), default=0)
+    args = models.JSONField(_("positional arguments"), default=list, blank=True)
+    kwargs = models.JSONField(_("keyword arguments"), default=dict, blank=True)
+
+    status = models.CharField(
+        _("status"),
+        max_length=10,
+        choices=JobStatus.choices,
+        default=JobStatus.QUEUED,
+        db_index=True,
+    )
+    cancel_requested = models.BooleanField(_("cancel requested"), default=False)
+
+    # A throttled copy of the live progress, so the admin and processes
+    # without memcached can show it.
+    progress_current = models.BigIntegerField(_("progress"), null=True, blank=True)
+    progress_total = models.BigIntegerField(_("progress total"), null=True, blank=True)
+    progress_message = models.CharField(
+        _("progress message"), max_length=200, blank=True
+    )
+
+    result = models.JSONField(_("result"), null=True, blank=True)
+    error_class = models.CharField(_("error class"), max_length=255, blank=True)
+    error_message = models.TextField(_("error message"), blank=True)
+    error_traceback = models.TextField(_("error traceback"), blank=True)
+
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    worker_ids = models.JSONField(_("worker ids"), default=list, blank=True)
+    owner = models.CharField(_("owner process"), max_length=255, blank=True)
+    heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
+
+    enqueued_at = models.DateTimeField(_("enqueued at"), db_index=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("submitted by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    submitter_session = models.CharField(
+        _("submitter session"), max_length=64, blank=True, db_index=True
+    )
+
+    checkpoint = models.JSONField(_("checkpoint"), null=True, blank=True)
+    input_file = models.CharField(_("input file"), max_length=500, blank=True)
+    result_file = models.CharField(_("result file"), max_length=500, blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("job")
+        verbose_name_plural = _("jobs")
+        ordering = ["-enqueued_at"]
+        indexes = [
+            models.Index(fields=["status", "owner"], name="slowjobs_status_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_path} [{self.status}] {self.id}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in JobStatus.finished()
+
+    @property
+    def percent(self) -> float | None:
+        current, total = self.progress_current, self.progress_total
+        if current is None or not total:
+            return 100.0 if self.status == JobStatus.SUCCEEDED else None
+        return round(max(0.0, min(100.0, 100.0 * current / total)), 1)

@@ -1,0 +1,81 @@
+"""Turning an enqueued job into the right HTTP answer, for any view.
+
+    from slowjobs.responses import submit
+
+    def my_view(request):
+        return submit(request, my_task, request.POST["n"])
+
+A browser form post gets ``303`` to the job's status page; a client that
+asks for ``application/json`` gets ``202`` with ``{ticket, status_url,
+page_url}`` and a ``Location`` header; a full executor gets ``503`` with
+``Retry-After``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.tasks import Task, TaskResult
+from django.urls import reverse
+from django.utils.translation import gettext
+
+from .exceptions import ExecutorFull, InvalidTaskArguments
+
+
+def wants_json(request: HttpRequest) -> bool:
+    return request.get_preferred_type(["text/html", "application/json"]) == (
+        "application/json"
+    )
+
+
+def accepted(request: HttpRequest, result: TaskResult[..., Any]) -> HttpResponse:
+    page_url = reverse("slowjobs:page", args=[result.id])
+    if not wants_json(request):
+        return HttpResponseRedirect(page_url, status=303)
+    status_url = reverse("slowjobs:status", args=[result.id])
+    response = JsonResponse(
+        {
+            "ticket": result.id,
+            "status_url": request.build_absolute_uri(status_url),
+            "page_url": request.build_absolute_uri(page_url),
+        },
+        status=202,
+    )
+    response["Location"] = request.build_absolute_uri(status_url)
+    return response
+
+
+def refused(request: HttpRequest, exc: ExecutorFull) -> HttpResponse:
+    if wants_json(request):
+        response: HttpResponse = JsonResponse(
+            {"error": str(exc), "retry_after": exc.retry_after}, status=503
+        )
+    else:
+        response = HttpResponse(str(exc), status=503, content_type="text/plain")
+    response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def invalid(request: HttpRequest, errors: dict[str, list[str]]) -> HttpResponse:
+    if wants_json(request):
+        return JsonResponse({"errors": errors}, status=400)
+    lines = [f"{field}: {' '.join(messages)}" for field, messages in errors.items()]
+    return HttpResponse(
+        gettext("Invalid input.") + "\n" + "\n".join(lines),
+        status=400,
+        content_type="text/plain",
+    )
+
+
+def submit(
+    request: HttpRequest, task: Task[..., Any], *args: Any, **kwargs: Any
+) -> HttpResponse:
+    """Enqueue ``task`` and answer as the client asked."""
+    try:
+        result = task.enqueue(*args, **kwargs)
+    except ExecutorFull as exc:
+        return refused(request, exc)
+    except InvalidTaskArguments as exc:
+        return invalid(request, {"__all__": [str(exc)]})
+    return accepted(request, result)

@@ -1,0 +1,15 @@
+"""Mount with ``path("jobs/", include("slowjobs.urls"))``."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from . import views
+
+app_name = "slowjobs"
+
+urlpatterns = [
+    path("<str:ticket>/", views.job_page, name="page"),
+    path("<str:ticket>/status", views.job_status, name="status"),
+    path("<str:ticket>/result", views.job_result, name="result"),
+]

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.tasks.signals import task_finished
+
+from slowjobs.executor.registry import shutdown_executor
+from tests import tasks
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _fresh_executor() -> Iterator[None]:
+    """Each test gets its own executor; gates left shut are opened at the end."""
+    shutdown_executor(wait=True, timeout=10)
+    yield
+    for event in tasks.gates.values():
+        event.set()
+    assert shutdown_executor(wait=True, timeout=30), "job threads did not end"
+    tasks.gates.clear()
+    tasks.seen.clear()
+
+
+class FinishedJobs:
+    """Waits for jobs by ticket through Django's task_finished signal."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: dict[str, threading.Event] = {}
+
+    def _event(self, ticket: str) -> threading.Event:
+        with self._lock:
+            return self._events.setdefault(ticket, threading.Event())
+
+    def receive(self, sender: Any, task_result: Any, **kwargs: Any) -> None:
+        self._event(task_result.id).set()
+
+    def wait(self, ticket: str, timeout: float = 15) -> None:
+        assert self._event(ticket).wait(timeout), f"job {ticket} did not finish"
+
+
+@pytest.fixture
+def finished(transactional_db: None) -> Iterator[FinishedJobs]:
+    jobs = FinishedJobs()
+    task_finished.connect(jobs.receive)
+    yield jobs
+    task_finished.disconnect(jobs.receive)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def database_url() -> str:
+    """The test database, as a DATABASE_URL a child process can use."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+    return f"postgres://{auth}@{host}/{db['NAME']}"
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "DATABASE_URL": database_url(),
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "SECRET_KEY": "tests-only-secret-key-tests-only-secret-key-0123456789",
+        "PYTHONPATH": str(ROOT),
+    }
+    env.update(extra)
+    return env
+
+
+def start_gunicorn(tmp_path: Path, *, workers: int = 2, **env: str) -> Server:
+    port = free_port()
+    log = tmp_path / f"gunicorn-{port}.log"
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "gunicorn", "project.wsgi:application",
+            "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+            "--worker-class", "gthread", "--threads", "4",
+            "--graceful-timeout", "10",
+        ],
+        cwd=ROOT,
+        env=child_env(**env),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited:\n{log.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return Server(url=url, process=process, log=log)
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"gunicorn did not listen in 30 s:\n{log.read_text()}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def gunicorn(transactional_db: None, tmp_path: Path) -> Iterator[Server]:
+    server = start_gunicorn(tmp_path)
+    yield server
+    stop(server.process)
