@@ -98,7 +98,6 @@ class SlowJobsBackend(BaseTaskBackend):
             enqueued_at=job.enqueued_at,
             sender=type(self),
         )
-        transaction.on_commit(partial(_hand_off, spec, slot), using=using)
         result = build_result(
             task=task,
             ticket=str(job.id),
@@ -107,7 +106,12 @@ class SlowJobsBackend(BaseTaskBackend):
             kwargs=job.kwargs,
             enqueued_at=job.enqueued_at,
         )
-        task_enqueued.send(type(self), task_result=result)
+        try:
+            # Sent before the hand-off, so no receiver sees the start first.
+            task_enqueued.send(type(self), task_result=result)
+        finally:
+            # The row is written: the job runs even if a receiver raised.
+            transaction.on_commit(partial(_hand_off, spec, slot), using=using)
         return result
 
     def get_result(self, result_id: str) -> TaskResult[..., Any]:

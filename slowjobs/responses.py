@@ -17,6 +17,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.tasks import Task, TaskResult
+from django.middleware.csrf import get_token
 from django.urls import reverse
 from django.utils.translation import gettext
 
@@ -34,6 +35,9 @@ def accepted(request: HttpRequest, result: TaskResult[..., Any]) -> HttpResponse
     if not wants_json(request):
         return HttpResponseRedirect(page_url, status=303)
     status_url = reverse("slowjobs:status", args=[result.id])
+    # The client now has a session (it owns the job through it), so its next
+    # POST needs a CSRF token: hand one out with the ticket.
+    get_token(request)
     response = JsonResponse(
         {
             "ticket": result.id,

@@ -138,6 +138,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture
 def gunicorn(transactional_db: None, tmp_path: Path) -> Iterator[Server]:
-    server = start_gunicorn(tmp_path)
+    server = start_gunicorn(
+        tmp_path, DEBUG=os.environ.get("TEST_SERVER_DEBUG", "false")
+    )
     yield server
     stop(server.process)

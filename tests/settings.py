@@ -17,5 +17,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(_scratch / "test.sqlite3")}
 
 MEDIA_ROOT = _scratch / "media"
+STATIC_ROOT = _scratch / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SLOWJOBS_SUBMIT_TIMEOUT = 0.2

@@ -1,0 +1,80 @@
+"""In-process figures: no-op jobs per second through one process, and the
+enqueue -> start latency of jobs submitted one at a time.
+
+Run by ``bench/run.py`` in a fresh process with DATABASE_URL set; prints JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+
+
+def drain_rate(count: int) -> dict[str, float]:
+    from django.tasks.signals import task_finished
+
+    from bench.tasks import noop
+    from slowjobs.executor.registry import get_executor
+
+    done = threading.Semaphore(0)
+
+    def on_finished(**kwargs: object) -> None:
+        done.release()
+
+    task_finished.connect(on_finished)
+    get_executor()
+    started = time.perf_counter()
+    for _ in range(count):
+        noop.enqueue()
+    enqueued = time.perf_counter()
+    for _ in range(count):
+        done.acquire()
+    finished = time.perf_counter()
+    task_finished.disconnect(on_finished)
+    return {
+        "jobs": count,
+        "jobs_per_s": count / (finished - started),
+        "enqueue_per_s": count / (enqueued - started),
+    }
+
+
+def start_latency(count: int) -> dict[str, float]:
+    from bench import tasks
+
+    samples = []
+    for number in range(count):
+        event = tasks.start_events[number] = threading.Event()
+        before = time.perf_counter()
+        tasks.mark_start.enqueue(number)
+        if not event.wait(10):
+            raise RuntimeError(f"job {number} never started")
+        samples.append((tasks.started[number] - before) * 1000)
+    samples.sort()
+    return {
+        "samples": count,
+        "p50_ms": statistics.median(samples),
+        "p99_ms": samples[min(len(samples) - 1, int(len(samples) * 0.99))],
+    }
+
+
+def main() -> None:
+    import django
+
+    django.setup()
+    from slowjobs.executor.registry import shutdown_executor
+
+    jobs = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    latency_samples = int(sys.argv[2]) if len(sys.argv) > 2 else 300
+    result = {"drain": drain_rate(jobs), "latency": start_latency(latency_samples)}
+    shutdown_executor(wait=True, timeout=60)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Three views that parse the same small form: the plain floor, the floor plus
+one durable INSERT, and slowjobs' enqueue of a no-op job."""
+
+from __future__ import annotations
+
+from django import forms
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from slowjobs.responses import submit
+from slowjobs.submitter import submitted_by
+
+from .models import BenchRow
+from .tasks import noop
+
+
+class SmallForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    number = forms.IntegerField()
+
+
+def _parse(request: HttpRequest) -> SmallForm | JsonResponse:
+    form = SmallForm(request.POST)
+    if not form.is_valid():
+        return JsonResponse({"errors": form.errors}, status=400)
+    return form
+
+
+@csrf_exempt
+@require_POST
+def plain(request: HttpRequest) -> HttpResponse:
+    form = _parse(request)
+    if isinstance(form, JsonResponse):
+        return form
+    return JsonResponse({"name": form.cleaned_data["name"]}, status=202)
+
+
+@csrf_exempt
+@require_POST
+def insert(request: HttpRequest) -> HttpResponse:
+    form = _parse(request)
+    if isinstance(form, JsonResponse):
+        return form
+    row = BenchRow.objects.create(**form.cleaned_data)
+    return JsonResponse({"id": row.pk}, status=202)
+
+
+@csrf_exempt
+@require_POST
+def enqueue(request: HttpRequest) -> HttpResponse:
+    form = _parse(request)
+    if isinstance(form, JsonResponse):
+        return form
+    # An API client with no session: no session row is written for it.
+    with submitted_by():
+        return submit(request, noop)

@@ -1,0 +1,81 @@
+"""A small cookie-keeping HTTP client for tests that drive a real server."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class HttpClient:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.cookies = http.cookiejar.CookieJar()
+        self._opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.cookies), _NoRedirect()
+        )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        data: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        url = path if path.startswith("http") else self.base_url + path
+        body = urllib.parse.urlencode(data).encode() if data is not None else None
+        request = urllib.request.Request(
+            url, data=body, method=method, headers=headers or {}
+        )
+        try:
+            with self._opener.open(request, timeout=30) as response:
+                return Reply(response.status, dict(response.headers), response.read())
+        except urllib.error.HTTPError as error:
+            return Reply(error.code, dict(error.headers), error.read())
+
+    def cookie(self, name: str) -> str | None:
+        return next((c.value for c in self.cookies if c.name == name), None)
+
+    def api_headers(self) -> dict[str, str]:
+        """What an API client sends: JSON wanted, and the CSRF token once it has one."""
+        headers = {"Accept": "application/json"}
+        token = self.cookie("csrftoken")
+        if token:
+            headers["X-CSRFToken"] = token
+        return headers
+
+    def get(self, path: str, **kwargs: Any) -> Reply:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, data: dict[str, Any], **kwargs: Any) -> Reply:
+        return self.request("POST", path, data, **kwargs)
+
+    def wait_for_status(
+        self, status_url: str, statuses: set[str], timeout: float = 30
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            body: dict[str, Any] = self.get(status_url).json()
+            if body["status"] in statuses or time.monotonic() > deadline:
+                return body
+            time.sleep(0.05)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
