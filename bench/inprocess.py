@@ -63,6 +63,67 @@ def start_latency(count: int) -> dict[str, float]:
     }
 
 
+def floor_latency(count: int) -> dict[str, float]:
+    """The design's floor: one durable INSERT, then a hand-off to a thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bench.models import BenchRow
+
+    samples = []
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for number in range(count):
+            before = time.perf_counter()
+            BenchRow.objects.create(name="floor", number=number)
+            started = pool.submit(time.perf_counter).result()
+            samples.append((started - before) * 1000)
+    samples.sort()
+    return {
+        "samples": count,
+        "p50_ms": statistics.median(samples),
+        "p99_ms": samples[min(len(samples) - 1, int(len(samples) * 0.99))],
+    }
+
+
+def concurrent_drain(count: int, threads: int = 8) -> dict[str, float]:
+    """No-op jobs enqueued by several threads at once, as a web server's do."""
+    from django.db import connections
+    from django.tasks.signals import task_finished
+
+    from bench.tasks import noop
+
+    done = threading.Semaphore(0)
+
+    def on_finished(**kwargs: object) -> None:
+        done.release()
+
+    def submit(share: int) -> None:
+        try:
+            for _ in range(share):
+                noop.enqueue()
+        finally:
+            connections.close_all()
+
+    task_finished.connect(on_finished)
+    started = time.perf_counter()
+    workers = [
+        threading.Thread(target=submit, args=(count // threads,))
+        for _ in range(threads)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    for _ in range(count // threads * threads):
+        done.acquire()
+    finished = time.perf_counter()
+    task_finished.disconnect(on_finished)
+    return {
+        "jobs": count,
+        "threads": threads,
+        "jobs_per_s": count / (finished - started),
+    }
+
+
 def main() -> None:
     import django
 
@@ -71,7 +132,12 @@ def main() -> None:
 
     jobs = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     latency_samples = int(sys.argv[2]) if len(sys.argv) > 2 else 300
-    result = {"drain": drain_rate(jobs), "latency": start_latency(latency_samples)}
+    result = {
+        "drain": drain_rate(jobs),
+        "drain_8_threads": concurrent_drain(jobs),
+        "latency": start_latency(latency_samples),
+        "floor_latency": floor_latency(latency_samples),
+    }
     shutdown_executor(wait=True, timeout=60)
     print(json.dumps(result))
 

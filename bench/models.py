@@ -9,3 +9,6 @@ class BenchRow(models.Model):
     name = models.CharField(max_length=100)
     number = models.IntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.number}"

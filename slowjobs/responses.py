@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.tasks import Task, TaskResult
 from django.middleware.csrf import get_token
+from django.tasks import Task, TaskResult
 from django.urls import reverse
 from django.utils.translation import gettext
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from django.tasks import Task, TaskResult, TaskResultStatus
 from django.tasks.base import TaskError
@@ -11,9 +11,6 @@ from django.tasks.exceptions import TaskResultDoesNotExist
 from django.utils.module_loading import import_string
 
 from .models import Job, JobStatus
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 def load_task(job: Job) -> Task[..., Any]:
@@ -33,7 +30,7 @@ def load_task(job: Job) -> Task[..., Any]:
     )
 
 
-def build_result(
+def build_result[**P, R](
     *,
     task: Task[P, R],
     ticket: str,

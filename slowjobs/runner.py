@@ -1,9 +1,11 @@
-"""Running one job: claim it, call the task, record how it ended.
+"""Running one job: record the start, call the task, record how it ended.
 
-Every state change is one conditional UPDATE.  The claim only succeeds on a
-queued, uncancelled row whose attempt count is the one this runner expects,
-and the final write only lands while this attempt still owns the row, so a
-job's final state is written once, by its current attempt.
+The job is owned by the process that queued it (``Job.owner`` is set at
+enqueue), so the task starts without a database round trip; the start and
+the outcome are conditional UPDATEs handed to the state writer, which
+commits them with other jobs' writes.  Each UPDATE matches only while this
+attempt owns the row, so a job's final state is written once, by its current
+attempt.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import traceback
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from django.tasks import Task, TaskContext, TaskResultStatus
+from django.tasks import Task, TaskContext, TaskResult, TaskResultStatus
 from django.tasks.base import TaskError
 from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
@@ -24,8 +27,8 @@ from . import dbhygiene
 from .exceptions import JobCancelled
 from .jsonargs import to_json_value
 from .models import Job, JobStatus
-from .process import process_id
 from .results import build_result
+from .statewriter import get_writer
 
 logger = logging.getLogger("slowjobs.runner")
 
@@ -41,37 +44,25 @@ class JobSpec:
     args: list[Any]
     kwargs: dict[str, Any]
     enqueued_at: datetime
+    owner: str
     worker_ids: list[str] = field(default_factory=list)
     sender: type = object
+    using: str = "default"
 
     @property
     def attempts(self) -> int:
         return len(self.worker_ids)
 
-
-def _claim(spec: JobSpec, owner: str, now: datetime) -> bool:
-    return bool(
-        Job.objects.filter(
-            pk=spec.ticket,
-            status=JobStatus.QUEUED,
-            cancel_requested=False,
-            attempts=spec.attempts,
-        ).update(
-            status=JobStatus.RUNNING,
-            started_at=now,
-            heartbeat_at=now,
-            owner=owner,
-            attempts=spec.attempts + 1,
-            worker_ids=[*spec.worker_ids, owner],
+    def result(self, status: TaskResultStatus, **fields: Any) -> TaskResult[..., Any]:
+        return build_result(
+            task=self.task,
+            ticket=str(self.ticket),
+            args=self.args,
+            kwargs=self.kwargs,
+            enqueued_at=self.enqueued_at,
+            status=status,
+            **fields,
         )
-    )
-
-
-def _cancel_unstarted(spec: JobSpec) -> None:
-    """A job cancelled while queued never starts; record it as cancelled."""
-    Job.objects.filter(
-        pk=spec.ticket, status=JobStatus.QUEUED, cancel_requested=True
-    ).update(status=JobStatus.CANCELLED, finished_at=timezone.now())
 
 
 def _error_fields(exc: BaseException) -> dict[str, str]:
@@ -83,19 +74,8 @@ def _error_fields(exc: BaseException) -> dict[str, str]:
     }
 
 
-def _call(spec: JobSpec, started: datetime, owner: str) -> tuple[str, dict[str, Any]]:
+def _call(spec: JobSpec, running: TaskResult[..., Any]) -> tuple[str, dict[str, Any]]:
     """Call the task; return the final status and the fields that record it."""
-    running = build_result(
-        task=spec.task,
-        ticket=str(spec.ticket),
-        status=TaskResultStatus.RUNNING,
-        args=spec.args,
-        kwargs=spec.kwargs,
-        enqueued_at=spec.enqueued_at,
-        started_at=started,
-        worker_ids=[*spec.worker_ids, owner],
-    )
-    task_started.send(sender=spec.sender, task_result=running)
     try:
         if spec.task.takes_context:
             value = spec.task.call(
@@ -110,49 +90,75 @@ def _call(spec: JobSpec, started: datetime, owner: str) -> tuple[str, dict[str, 
         return JobStatus.FAILED, _error_fields(exc)
 
 
-def run_job(spec: JobSpec) -> None:
-    owner = process_id()
-    started = timezone.now()
-    try:
-        if not _claim(spec, owner, started):
-            _cancel_unstarted(spec)
-            return
-        status, fields = _call(spec, started, owner)
-        finished = timezone.now()
-        written = Job.objects.filter(
-            pk=spec.ticket,
-            status=JobStatus.RUNNING,
-            owner=owner,
-            attempts=spec.attempts + 1,
-        ).update(status=status, finished_at=finished, **fields)
-        if not written:
-            logger.warning(
-                "Job %s: attempt %d finished after losing the job; outcome dropped",
-                spec.ticket,
-                spec.attempts + 1,
-            )
-            return
-        errors = []
-        if "error_class" in fields:
-            errors.append(
-                TaskError(
-                    exception_class_path=fields["error_class"],
-                    traceback=fields["error_traceback"],
-                )
-            )
-        final = build_result(
-            task=spec.task,
-            ticket=str(spec.ticket),
-            status=JobStatus(status).to_task_status(),
-            args=spec.args,
-            kwargs=spec.kwargs,
-            enqueued_at=spec.enqueued_at,
-            started_at=started,
-            finished_at=finished,
-            worker_ids=[*spec.worker_ids, owner],
-            errors=errors,
-            return_value=fields.get("result"),
-        )
+def _cancel_unstarted(spec: JobSpec, rows: int) -> None:
+    """The start did not match: if a cancel got there first, record it."""
+    if rows == 0:
+        Job.objects.using(spec.using).filter(
+            pk=spec.ticket, status=JobStatus.QUEUED, cancel_requested=True
+        ).update(status=JobStatus.CANCELLED, finished_at=timezone.now())
+
+
+def _announce_finish(spec: JobSpec, final: TaskResult[..., Any], rows: int) -> None:
+    if rows:
         task_finished.send(sender=spec.sender, task_result=final)
+    else:
+        logger.warning(
+            "Job %s: attempt %d ended after losing the job; its outcome is dropped",
+            spec.ticket,
+            spec.attempts + 1,
+        )
+
+
+def run_job(spec: JobSpec) -> None:
+    writer = get_writer(spec.using)
+    attempt = spec.attempts + 1
+    worker_ids = [*spec.worker_ids, spec.owner]
+    started = timezone.now()
+    writer.update(
+        spec.ticket,
+        expect={
+            "status": JobStatus.QUEUED,
+            "owner": spec.owner,
+            "attempts": spec.attempts,
+            "cancel_requested": False,
+        },
+        changes={
+            "status": JobStatus.RUNNING,
+            "started_at": started,
+            "heartbeat_at": started,
+            "attempts": attempt,
+            "worker_ids": worker_ids,
+        },
+        on_written=partial(_cancel_unstarted, spec),
+    )
+    try:
+        running = spec.result(
+            TaskResultStatus.RUNNING, started_at=started, worker_ids=worker_ids
+        )
+        task_started.send(sender=spec.sender, task_result=running)
+        status, fields = _call(spec, running)
     finally:
         dbhygiene.after_job()
+    finished = timezone.now()
+    errors = []
+    if "error_class" in fields:
+        errors.append(
+            TaskError(
+                exception_class_path=fields["error_class"],
+                traceback=fields["error_traceback"],
+            )
+        )
+    final = spec.result(
+        JobStatus(status).to_task_status(),
+        started_at=started,
+        finished_at=finished,
+        worker_ids=worker_ids,
+        errors=errors,
+        return_value=fields.get("result"),
+    )
+    writer.update(
+        spec.ticket,
+        expect={"status": JobStatus.RUNNING, "owner": spec.owner, "attempts": attempt},
+        changes={"status": status, "finished_at": finished, **fields},
+        on_written=partial(_announce_finish, spec, final),
+    )

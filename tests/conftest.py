@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connection
 from django.tasks.signals import task_finished
 
-from slowjobs.executor.registry import shutdown_executor
+from slowjobs.lifecycle import shutdown
 from tests import tasks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(autouse=True)
 def _fresh_executor() -> Iterator[None]:
     """Each test gets its own executor; gates left shut are opened at the end."""
-    shutdown_executor(wait=True, timeout=10)
+    shutdown(timeout=10)
     yield
     for event in tasks.gates.values():
         event.set()
-    assert shutdown_executor(wait=True, timeout=30), "job threads did not end"
+    assert shutdown(timeout=30), "job threads did not end"
     tasks.gates.clear()
     tasks.seen.clear()
 

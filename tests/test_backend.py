@@ -120,9 +120,9 @@ def test_a_rolled_back_transaction_leaves_no_job_and_runs_nothing():
     assert not Job.objects.exists()
     tasks.record_order.enqueue("committed")
     # Once every accepted job has ended, a leaked one would have run too.
-    from slowjobs.executor.registry import shutdown_executor
+    from slowjobs.lifecycle import shutdown
 
-    shutdown_executor(wait=True, timeout=10)
+    shutdown(timeout=10)
     assert tasks.seen["order"] == ["committed"]
 
 
@@ -227,9 +227,9 @@ def test_job_threads_close_their_database_connections(finished):
     results = [tasks.touch_database.enqueue() for _ in range(3)]
     for result in results:
         finished.wait(result.id)
-    from slowjobs.executor.registry import shutdown_executor
+    from slowjobs.lifecycle import shutdown
 
-    assert shutdown_executor(wait=True, timeout=10)
+    assert shutdown(timeout=10)
     used = tasks.seen["connections"]
     assert used
     assert all(conn.connection is None for conn in used)

@@ -57,7 +57,7 @@ def test_settings_are_reread_after_a_change():
 def test_system_check_reports_a_bad_setting():
     with (
         override_settings(SLOWJOBS_QUEUE_SIZE=-5),
-        pytest.raises(SystemCheckError, match="slowjobs.E001"),
+        pytest.raises(SystemCheckError, match=r"slowjobs\.E001"),
     ):
         call_command("check")
 
@@ -67,5 +67,5 @@ def test_system_check_warns_without_the_submitter_middleware(settings):
     settings.MIDDLEWARE = [
         m for m in settings.MIDDLEWARE if m != "slowjobs.submitter.SubmitterMiddleware"
     ]
-    with pytest.raises(SystemCheckError, match="slowjobs.W001"):
+    with pytest.raises(SystemCheckError, match=r"slowjobs\.W001"):
         call_command("check", fail_level="WARNING")

@@ -2,10 +2,15 @@
 
 Threads start lazily, one more only when none is idle, so a process that never
 runs a job never starts a thread (and nothing runs before a fork).
+
+The queue is a heap (the order) plus a ``SimpleQueue`` of wake-up tokens, one
+per item: waking a worker through the C-level queue costs a fraction of
+``queue.PriorityQueue``'s condition variables, on every job.
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import queue
 import threading
@@ -14,8 +19,10 @@ import time
 from .. import dbhygiene
 from .base import Executor, Slot, Work
 
+_Item = tuple[float, int, Slot | None, Work | None]
+
 # Sorts after every job, so a stop request lets queued work start first.
-_STOP = (float("inf"), 0, None, None)
+_STOP: _Item = (float("inf"), 0, None, None)
 
 
 class PoolExecutor(Executor):
@@ -35,8 +42,10 @@ class PoolExecutor(Executor):
             retry_after=retry_after,
         )
         self.workers = workers
-        self._queue: queue.PriorityQueue[tuple[float, int, Slot | None, Work | None]]
-        self._queue = queue.PriorityQueue()
+        # Guards _heap; each item put also puts one token in _tokens.
+        self._heap_lock = threading.Lock()
+        self._heap: list[_Item] = []
+        self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._order = itertools.count()
         # Guards _threads; _idle counts threads waiting for work.
         self._threads_lock = threading.Lock()
@@ -45,10 +54,20 @@ class PoolExecutor(Executor):
 
     @property
     def queue_depth(self) -> int:
-        return self._queue.qsize()
+        return len(self._heap)
+
+    def _put(self, item: _Item) -> None:
+        with self._heap_lock:
+            heapq.heappush(self._heap, item)
+        self._tokens.put(None)
+
+    def _get(self) -> _Item:
+        self._tokens.get()
+        with self._heap_lock:
+            return heapq.heappop(self._heap)
 
     def _start(self, slot: Slot, work: Work, priority: int) -> None:
-        self._queue.put((-priority, next(self._order), slot, work))
+        self._put((-priority, next(self._order), slot, work))
         if self._idle.acquire(blocking=False):
             return
         with self._threads_lock:
@@ -64,7 +83,7 @@ class PoolExecutor(Executor):
     def _work_loop(self) -> None:
         try:
             while True:
-                _, _, slot, work = self._queue.get()
+                _, _, slot, work = self._get()
                 if slot is None or work is None:
                     return
                 self._run(slot, work)
@@ -75,7 +94,7 @@ class PoolExecutor(Executor):
     def _stop_threads(self) -> None:
         with self._threads_lock:
             for _ in self._threads:
-                self._queue.put(_STOP)
+                self._put(_STOP)
 
     def _join(self, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout

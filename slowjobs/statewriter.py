@@ -1,0 +1,237 @@
+"""Group commit of job state: many jobs' writes share one transaction.
+
+Every job state is durable, but a commit per state change caps a process at
+a few hundred jobs a second (each commit is a lock round and, on PostgreSQL,
+an fsync).  So state changes go through one writer thread per process: it
+takes everything queued since its last commit and writes it in a single
+transaction.  Under load the batches grow and the commits per job fall;
+when idle a write costs one commit, as before.
+
+- ``insert`` blocks until the row is committed: a ticket is only handed out
+  for a durable job.
+- ``update`` does not block; ``on_written`` runs after the commit with the
+  number of rows the conditional UPDATE matched (0 when the attempt no longer
+  owns the job).  Two updates of one job in one batch become one UPDATE.
+- ``flush`` waits until everything queued so far is written (shutdown).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import DatabaseError, connections, transaction
+
+from . import dbhygiene
+from .jobsql import statements_for
+
+logger = logging.getLogger("slowjobs.statewriter")
+
+OnWritten = Callable[[int], None]
+
+MAX_BATCH = 500
+RETRIES = 3
+
+
+@dataclass(eq=False)
+class _Write:
+    job: dict[str, Any] | None = None  # an insert: the row's values
+    ticket: uuid.UUID | None = None  # or a conditional update
+    expect: dict[str, Any] = field(default_factory=dict)
+    changes: dict[str, Any] = field(default_factory=dict)
+    callbacks: list[OnWritten] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+    rows: int = 0
+
+    def absorbs(self, later: _Write) -> bool:
+        """Whether ``later`` updates this job from exactly the state we leave it in."""
+        return (
+            self.job is None
+            and later.job is None
+            and self.ticket == later.ticket
+            and all(self.changes.get(k) == v for k, v in later.expect.items())
+        )
+
+
+class StateWriter:
+    def __init__(self, using: str = "default") -> None:
+        self.using = using
+        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        # Guards _thread and _stopped.
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self.commits = 0
+        self.writes = 0
+
+    def insert(self, row: dict[str, Any]) -> None:
+        write = _Write(job=row)
+        self._put(write)
+        write.done.wait()
+        if write.error is not None:
+            raise write.error
+
+    def update(
+        self,
+        ticket: uuid.UUID,
+        *,
+        expect: dict[str, Any],
+        changes: dict[str, Any],
+        on_written: OnWritten | None = None,
+    ) -> None:
+        write = _Write(ticket=ticket, expect=expect, changes=changes)
+        if on_written is not None:
+            write.callbacks.append(on_written)
+        self._put(write)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        marker = _Write()
+        self._put(marker)
+        return marker.done.wait(timeout)
+
+    def stop(self, timeout: float | None = None) -> bool:
+        flushed = self.flush(timeout)
+        with self._lock:
+            self._stopped = True
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout)
+        return flushed
+
+    def _put(self, write: _Write) -> None:
+        with self._lock:
+            if self._stopped:
+                # After stop (shutdown, or tests): write in the caller's thread.
+                self._write_batch([write])
+                return
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="slowjobs-statewriter", daemon=True
+                )
+                self._thread.start()
+        self._queue.put(write)
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    return
+                batch = [first]
+                while len(batch) < MAX_BATCH:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        self._write_batch(batch)
+                        return
+                    batch.append(item)
+                self._write_batch(batch)
+        finally:
+            dbhygiene.at_thread_exit()
+
+    def _write_batch(self, batch: list[_Write]) -> None:
+        merged: list[_Write] = []
+        for write in batch:
+            if write.job is None and write.ticket is None:
+                merged.append(write)  # a flush marker
+                continue
+            target = next((m for m in reversed(merged) if m.absorbs(write)), None)
+            if target is None:
+                merged.append(write)
+            else:
+                target.changes = {**target.changes, **write.changes}
+                target.callbacks.extend(write.callbacks)
+                write.done.set()
+        for attempt in range(RETRIES):
+            try:
+                with transaction.atomic(using=self.using):
+                    self._apply(merged)
+                break
+            except DatabaseError as exc:
+                if attempt == RETRIES - 1:
+                    self._apply_one_by_one(merged, exc)
+                    return
+                time.sleep(0.05 * (attempt + 1))
+        self.commits += 1
+        self._finish(merged)
+
+    def _apply(self, writes: list[_Write]) -> None:
+        connection = connections[self.using]
+        statements = statements_for(connection)
+        with connection.cursor() as cursor:
+            inserts = [w for w in writes if w.job is not None]
+            if inserts:
+                statements.insert(cursor, [w.job for w in inserts if w.job])
+                for write in inserts:
+                    write.rows = 1
+            for write in writes:
+                if write.ticket is not None:
+                    write.rows = statements.update(
+                        cursor, write.ticket, write.expect, write.changes
+                    )
+
+    def _apply_one_by_one(self, writes: list[_Write], cause: BaseException) -> None:
+        """The batch kept failing: find the write at fault, keep the others."""
+        logger.warning("slowjobs: batch write failed (%s); writing one by one", cause)
+        for write in writes:
+            try:
+                with transaction.atomic(using=self.using):
+                    self._apply([write])
+            except DatabaseError as exc:
+                write.error = exc
+                logger.exception("slowjobs: could not write job state %s", write)
+            self.commits += 1
+            self._finish([write])
+
+    def _finish(self, writes: list[_Write]) -> None:
+        self.writes += len(writes)
+        for write in writes:
+            write.done.set()
+            if write.error is not None:
+                continue
+            for callback in write.callbacks:
+                try:
+                    callback(write.rows)
+                except Exception:
+                    logger.exception("slowjobs: after-write callback failed")
+
+
+# One writer per process, made on first use and forgotten in a forked child.
+_lock = threading.Lock()
+_writers: dict[str, StateWriter] = {}
+
+
+def get_writer(using: str = "default") -> StateWriter:
+    with _lock:
+        writer = _writers.get(using)
+        if writer is None:
+            writer = _writers[using] = StateWriter(using)
+        return writer
+
+
+def stop_writers(timeout: float | None = None) -> bool:
+    """Write everything queued, then stop; the next write starts a new writer."""
+    with _lock:
+        writers = list(_writers.values())
+        _writers.clear()
+    return all([writer.stop(timeout) for writer in writers])
+
+
+def _forget_after_fork() -> None:
+    global _lock
+    _writers.clear()
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
