@@ -33,11 +33,12 @@ class JobStatements:
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         self.connection = connection
         quote = connection.ops.quote_name
-        self._quote = quote
         self._table = quote(Job._meta.db_table)
         self._fields = {f.attname: f for f in Job._meta.concrete_fields}
-        self._columns = {name: quote(f.column) for name, f in self._fields.items()}
-        self._pk = self._columns[Job._meta.pk.attname]  # type: ignore[union-attr]
+        self._columns = {
+            name: quote(f.column or name) for name, f in self._fields.items()
+        }
+        self._pk = self._columns["id"]
         self._updates: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
 
     def _prep(self, name: str, value: Any) -> Any:
@@ -58,14 +59,7 @@ class JobStatements:
         ]
         cursor.execute(sql, params)
 
-    def update(
-        self,
-        cursor: CursorWrapper,
-        ticket: uuid.UUID,
-        expect: dict[str, Any],
-        changes: dict[str, Any],
-    ) -> int:
-        """UPDATE the job if it still matches ``expect``; return the rows matched."""
+    def _update_sql(self, expect: dict[str, Any], changes: dict[str, Any]) -> str:
         key = (tuple(changes), tuple(expect))
         sql = self._updates.get(key)
         if sql is None:
@@ -74,8 +68,75 @@ class JobStatements:
             sql = self._updates[key] = (
                 f"UPDATE {self._table} SET {sets} WHERE {self._pk} = %s{wheres}"
             )
+        return sql
+
+    def _update_params(
+        self, ticket: uuid.UUID, expect: dict[str, Any], changes: dict[str, Any]
+    ) -> list[Any]:
         params = [self._prep(n, v) for n, v in changes.items()]
         params.append(self._prep("id", ticket))
         params.extend(self._prep(n, v) for n, v in expect.items())
-        cursor.execute(sql, params)
+        return params
+
+    def update(
+        self,
+        cursor: CursorWrapper,
+        ticket: uuid.UUID,
+        expect: dict[str, Any],
+        changes: dict[str, Any],
+    ) -> int:
+        """UPDATE the job if it still matches ``expect``; return the rows matched."""
+        cursor.execute(
+            self._update_sql(expect, changes),
+            self._update_params(ticket, expect, changes),
+        )
         return int(cursor.rowcount)
+
+    def update_many(
+        self,
+        cursor: CursorWrapper,
+        updates: list[tuple[uuid.UUID, dict[str, Any], dict[str, Any]]],
+    ) -> list[int]:
+        """Several conditional UPDATEs; the rows each matched, in order.
+
+        On PostgreSQL the statements of one shape travel together in one
+        pipeline (one network round trip instead of one each), and
+        ``RETURNING`` tells which of them matched.
+        """
+        if self.connection.vendor != "postgresql" or len(updates) < 2:
+            return [self.update(cursor, *update) for update in updates]
+        matched = [0] * len(updates)
+        raw = cursor.cursor
+        for segment in _segments(updates):
+            shapes: dict[str, list[tuple[int, list[Any]]]] = {}
+            for index in segment:
+                ticket, expect, changes = updates[index]
+                sql = self._update_sql(expect, changes) + f" RETURNING {self._pk}"
+                shapes.setdefault(sql, []).append(
+                    (index, self._update_params(ticket, expect, changes))
+                )
+            for sql, items in shapes.items():
+                raw.executemany(sql, [params for _, params in items], returning=True)
+                for index, _ in items:  # one result set per statement, in order
+                    matched[index] = len(raw.fetchall())
+                    raw.nextset()
+        return matched
+
+
+def _segments(
+    updates: list[tuple[uuid.UUID, dict[str, Any], dict[str, Any]]],
+) -> list[list[int]]:
+    """Runs of updates that touch each job at most once.
+
+    Within a run the statements may be regrouped by shape without changing
+    what any job ends up as; a job's second update starts the next run.
+    """
+    segments: list[list[int]] = [[]]
+    seen: set[uuid.UUID] = set()
+    for index, (ticket, _, _) in enumerate(updates):
+        if ticket in seen:
+            segments.append([])
+            seen.clear()
+        seen.add(ticket)
+        segments[-1].append(index)
+    return segments

@@ -35,9 +35,11 @@ def accepted(request: HttpRequest, result: TaskResult[..., Any]) -> HttpResponse
     if not wants_json(request):
         return HttpResponseRedirect(page_url, status=303)
     status_url = reverse("slowjobs:status", args=[result.id])
-    # The client now has a session (it owns the job through it), so its next
-    # POST needs a CSRF token: hand one out with the ticket.
-    get_token(request)
+    session = getattr(request, "session", None)
+    if session is not None and session.session_key:
+        # The client has a session (it owns the job through it), so its next
+        # POST needs a CSRF token: hand one out with the ticket.
+        get_token(request)
     response = JsonResponse(
         {
             "ticket": result.id,

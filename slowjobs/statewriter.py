@@ -52,13 +52,15 @@ class _Write:
     rows: int = 0
 
     def absorbs(self, later: _Write) -> bool:
-        """Whether ``later`` updates this job from exactly the state we leave it in."""
-        return (
-            self.job is None
-            and later.job is None
-            and self.ticket == later.ticket
-            and all(self.changes.get(k) == v for k, v in later.expect.items())
-        )
+        """Whether ``later`` expects exactly the state this write leaves.
+
+        Then the two become one UPDATE with this write's conditions: the
+        later one could only have matched after this one did.
+        """
+        if self.job is not None or later.job is not None or self.ticket != later.ticket:
+            return False
+        after = {**self.expect, **self.changes}
+        return all(k in after and after[k] == v for k, v in later.expect.items())
 
 
 class StateWriter:
@@ -175,11 +177,12 @@ class StateWriter:
                 statements.insert(cursor, [w.job for w in inserts if w.job])
                 for write in inserts:
                     write.rows = 1
-            for write in writes:
-                if write.ticket is not None:
-                    write.rows = statements.update(
-                        cursor, write.ticket, write.expect, write.changes
-                    )
+            updates = [w for w in writes if w.ticket is not None]
+            rows = statements.update_many(
+                cursor, [(w.ticket, w.expect, w.changes) for w in updates if w.ticket]
+            )
+            for write, matched in zip(updates, rows, strict=True):
+                write.rows = matched
 
     def _apply_one_by_one(self, writes: list[_Write], cause: BaseException) -> None:
         """The batch kept failing: find the write at fault, keep the others."""

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+from django.db import connections
+from django.utils import timezone
+
+from slowjobs.jobsql import statements_for
+from slowjobs.models import Job, JobStatus
+from slowjobs.statewriter import StateWriter
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def writer():
+    writer = StateWriter()
+    yield writer
+    writer.stop(5)
+
+
+def _row(**values):
+    return {"id": uuid.uuid4(), "task_path": "tests.tasks.noop", **values} | {
+        "enqueued_at": timezone.now()
+    }
+
+
+def test_insert_is_durable_when_it_returns(writer):
+    row = _row(owner="me")
+    writer.insert(row)
+    job = Job.objects.get(pk=row["id"])
+    assert job.status == JobStatus.QUEUED
+    assert job.args == []
+    assert job.kwargs == {}
+    assert job.owner == "me"
+
+
+def test_conditional_updates_report_whether_they_matched(writer):
+    row = _row(owner="me")
+    writer.insert(row)
+    outcomes: list[int] = []
+    done = threading.Event()
+
+    def record(rows: int) -> None:
+        outcomes.append(rows)
+        if len(outcomes) == 2:
+            done.set()
+
+    writer.update(
+        row["id"],
+        expect={"owner": "someone else"},
+        changes={"status": JobStatus.FAILED},
+        on_written=record,
+    )
+    writer.update(
+        row["id"],
+        expect={"owner": "me", "status": JobStatus.QUEUED},
+        changes={"status": JobStatus.RUNNING, "attempts": 1},
+        on_written=record,
+    )
+    assert done.wait(5)
+    assert outcomes == [0, 1]
+    assert Job.objects.get(pk=row["id"]).status == JobStatus.RUNNING
+
+
+def test_updates_of_one_row_in_one_batch_each_report_their_own_match():
+    row = _row(owner="me")
+    connection = connections["default"]
+    statements = statements_for(connection)
+    with connection.cursor() as cursor:
+        statements.insert(cursor, [row])
+        matched = statements.update_many(
+            cursor,
+            [
+                (row["id"], {"owner": "other"}, {"attempts": 7}),
+                (row["id"], {"owner": "me"}, {"attempts": 1}),
+                (row["id"], {"attempts": 5}, {"attempts": 9}),
+            ],
+        )
+    assert matched == [0, 1, 0]
+    assert Job.objects.get(pk=row["id"]).attempts == 1
+
+
+def test_many_updates_in_one_batch_match_only_their_own_rows():
+    rows = [_row(owner="me") for _ in range(6)]
+    connection = connections["default"]
+    statements = statements_for(connection)
+    with connection.cursor() as cursor:
+        statements.insert(cursor, rows)
+        matched = statements.update_many(
+            cursor,
+            [
+                (row["id"], {"owner": "me" if i % 2 else "other"}, {"attempts": i})
+                for i, row in enumerate(rows)
+            ],
+        )
+    assert matched == [0, 1, 0, 1, 0, 1]
+    attempts = dict(Job.objects.values_list("pk", "attempts"))
+    assert [attempts[row["id"]] for row in rows] == [0, 1, 0, 3, 0, 5]
+
+
+def test_a_start_and_finish_in_one_batch_become_one_update(writer):
+    row = _row(owner="me")
+    writer.insert(row)
+    finished = threading.Event()
+    # Written in the caller's thread after stop, as one batch of both.
+    writer.stop(5)
+    writer.update(
+        row["id"],
+        expect={"status": JobStatus.QUEUED, "attempts": 0},
+        changes={"status": JobStatus.RUNNING, "attempts": 1},
+    )
+    writer.update(
+        row["id"],
+        expect={"status": JobStatus.RUNNING, "attempts": 1},
+        changes={"status": JobStatus.SUCCEEDED, "result": {"ok": True}},
+        on_written=lambda rows: finished.set() if rows else None,
+    )
+    assert finished.is_set()
+    job = Job.objects.get(pk=row["id"])
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.result == {"ok": True}
+    assert job.attempts == 1
