@@ -82,7 +82,7 @@ DATABASES = {
 }
 # Keep connections between requests (and in job threads), checked before reuse.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=300)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers (status polls) run beside the job writers; with
     # synchronous=NORMAL a commit survives a crash of the process (not of the
