@@ -125,6 +125,8 @@ class SlowJobsBackend(BaseTaskBackend):
             owner=row["owner"],
             sender=type(self),
             using=using,
+            submitter_user=submitter.user_id,
+            submitter_session=submitter.session_key,
         )
         result = build_result(
             task=task,

@@ -37,6 +37,16 @@ DEFAULTS: dict[str, Any] = {
     "SLOWJOBS_MEMCACHED": [],
     # Largest accepted upload, in MiB.
     "SLOWJOBS_MAX_UPLOAD_MB": 1024,
+    # Seconds between a job's progress writes to the live store; calls in
+    # between only update memory, so reporting often costs nothing.
+    "SLOWJOBS_PROGRESS_INTERVAL": 0.2,
+    # Seconds between copies of a job's progress into its database row.
+    "SLOWJOBS_PROGRESS_DB_INTERVAL": 1.0,
+    # Seconds between a running job's looks for a cancel request.
+    "SLOWJOBS_CANCEL_CHECK_INTERVAL": 0.5,
+    # Seconds a job may run before its context reports the deadline passed;
+    # None means no deadline.
+    "SLOWJOBS_JOB_TIMEOUT": None,
 }
 
 
@@ -50,6 +60,10 @@ class SlowjobsSettings:
     retry_after: int
     memcached: tuple[tuple[str, int], ...]
     max_upload_mb: int
+    progress_interval: float
+    progress_db_interval: float
+    cancel_check_interval: float
+    job_timeout: float | None
 
 
 def _raw(name: str) -> Any:
@@ -113,6 +127,14 @@ def load() -> SlowjobsSettings:
         retry_after=_int("SLOWJOBS_RETRY_AFTER", minimum=0) or 0,
         memcached=parse_servers("SLOWJOBS_MEMCACHED", _raw("SLOWJOBS_MEMCACHED")),
         max_upload_mb=_int("SLOWJOBS_MAX_UPLOAD_MB", minimum=1) or 1,
+        progress_interval=_seconds("SLOWJOBS_PROGRESS_INTERVAL"),
+        progress_db_interval=_seconds("SLOWJOBS_PROGRESS_DB_INTERVAL"),
+        cancel_check_interval=_seconds("SLOWJOBS_CANCEL_CHECK_INTERVAL"),
+        job_timeout=(
+            None
+            if _raw("SLOWJOBS_JOB_TIMEOUT") is None
+            else _seconds("SLOWJOBS_JOB_TIMEOUT")
+        ),
     )
 
 

@@ -40,6 +40,13 @@ _TASK_STATUS = {
 }
 
 
+def percent(current: int | None, total: int | None) -> float | None:
+    """current/total as a percentage with one decimal, within 0..100."""
+    if current is None or not total:
+        return None
+    return round(max(0.0, min(100.0, 100.0 * current / total)), 1)
+
+
 class JobQuerySet(models.QuerySet["Job"]):
     def unfinished(self) -> JobQuerySet:
         return self.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
@@ -138,7 +145,7 @@ class Job(models.Model):
 
     @property
     def percent(self) -> float | None:
-        current, total = self.progress_current, self.progress_total
-        if current is None or not total:
-            return 100.0 if self.status == JobStatus.SUCCEEDED else None
-        return round(max(0.0, min(100.0, 100.0 * current / total)), 1)
+        value = percent(self.progress_current, self.progress_total)
+        if value is None and self.status == JobStatus.SUCCEEDED:
+            return 100.0
+        return value

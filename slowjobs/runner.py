@@ -18,16 +18,27 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from django.tasks import Task, TaskContext, TaskResult, TaskResultStatus
+from django.tasks import Task, TaskResult, TaskResultStatus
 from django.tasks.base import TaskError
 from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
 
 from . import dbhygiene
+from .cancel import CANCELLED_BEFORE_START, CANCELLED_CLASS
+from .context import JobContext, running_as
 from .exceptions import JobCancelled
 from .jsonargs import to_json_value
 from .models import Job, JobStatus
-from .results import build_result
+from .progress import get_store
+from .progress.base import cancel_key
+from .results import build_result, result_from_job
+from .running import (
+    RunningJob,
+    cancel_requested_in_database,
+    register,
+    start_deadline,
+    unregister,
+)
 from .statewriter import get_writer
 
 logger = logging.getLogger("slowjobs.runner")
@@ -48,6 +59,9 @@ class JobSpec:
     worker_ids: list[str] = field(default_factory=list)
     sender: type = object
     using: str = "default"
+    submitter_user: Any = None
+    submitter_session: str = ""
+    checkpoint: Any = None
 
     @property
     def attempts(self) -> int:
@@ -74,39 +88,58 @@ def _error_fields(exc: BaseException) -> dict[str, str]:
     }
 
 
-def _call(spec: JobSpec, running: TaskResult[..., Any]) -> tuple[str, dict[str, Any]]:
+def _call(
+    spec: JobSpec, running: TaskResult[..., Any], job: RunningJob
+) -> tuple[str, dict[str, Any]]:
     """Call the task; return the final status and the fields that record it."""
     try:
-        if spec.task.takes_context:
-            value = spec.task.call(
-                TaskContext(task_result=running), *spec.args, **spec.kwargs
-            )
-        else:
-            value = spec.task.call(*spec.args, **spec.kwargs)
+        with running_as(job):
+            if spec.task.takes_context:
+                value = spec.task.call(
+                    JobContext(task_result=running, job=job), *spec.args, **spec.kwargs
+                )
+            else:
+                value = spec.task.call(*spec.args, **spec.kwargs)
         return JobStatus.SUCCEEDED, {"result": to_json_value(value, "the return value")}
     except JobCancelled as exc:
-        return JobStatus.CANCELLED, _error_fields(exc)
+        return JobStatus.CANCELLED, {"cancel_requested": True, **_error_fields(exc)}
     except BaseException as exc:  # a task must never take its thread down
         return JobStatus.FAILED, _error_fields(exc)
 
 
-def _cancel_unstarted(spec: JobSpec, rows: int) -> None:
-    """The start did not match: if a cancel got there first, record it."""
-    if rows == 0:
-        Job.objects.using(spec.using).filter(
-            pk=spec.ticket, status=JobStatus.QUEUED, cancel_requested=True
-        ).update(status=JobStatus.CANCELLED, finished_at=timezone.now())
+def _cancelled_before_start(spec: JobSpec) -> bool:
+    """Whether a cancel came while the job waited (a store look, rarely the DB)."""
+    store = get_store()
+    if store.get(cancel_key(str(spec.ticket))) is not None:
+        return True
+    if not store.shared or store.available:
+        return False
+    return cancel_requested_in_database(spec.ticket, spec.using)
 
 
-def _announce_finish(spec: JobSpec, final: TaskResult[..., Any], rows: int) -> None:
-    if rows:
-        task_finished.send(sender=spec.sender, task_result=final)
-    else:
-        logger.warning(
-            "Job %s: attempt %d ended after losing the job; its outcome is dropped",
-            spec.ticket,
-            spec.attempts + 1,
-        )
+def _announce_finish(
+    spec: JobSpec, final: TaskResult[..., Any], job: RunningJob | None, rows: int
+) -> None:
+    """Send task_finished once the outcome is durable.
+
+    When the write matched nothing, the row says why: a cancel that came
+    while the row still read ``queued`` (the start is written after the task
+    starts) has already recorded the job as cancelled, and that is its end;
+    anything else means another attempt owns the job now.
+    """
+    if not rows:
+        row = Job.objects.using(spec.using).filter(pk=spec.ticket).first()
+        if row is None or row.status != JobStatus.CANCELLED or row.owner != spec.owner:
+            logger.warning(
+                "Job %s: attempt %d ended after losing the job; its outcome is dropped",
+                spec.ticket,
+                spec.attempts + 1,
+            )
+            return
+        final = result_from_job(row, spec.task)
+    if job is not None:
+        job.finished()
+    task_finished.send(sender=spec.sender, task_result=final)
 
 
 def run_job(spec: JobSpec) -> None:
@@ -114,13 +147,34 @@ def run_job(spec: JobSpec) -> None:
     attempt = spec.attempts + 1
     worker_ids = [*spec.worker_ids, spec.owner]
     started = timezone.now()
+    if _cancelled_before_start(spec):
+        cancelled = spec.result(
+            TaskResultStatus.FAILED,
+            finished_at=started,
+            worker_ids=spec.worker_ids,
+            errors=[TaskError(exception_class_path=CANCELLED_CLASS, traceback="")],
+        )
+        writer.update(
+            spec.ticket,
+            expect={"status": JobStatus.QUEUED, "owner": spec.owner},
+            changes={
+                "status": JobStatus.CANCELLED,
+                "cancel_requested": True,
+                "finished_at": started,
+                "error_class": CANCELLED_CLASS,
+                "error_message": CANCELLED_BEFORE_START,
+            },
+            on_written=partial(_announce_finish, spec, cancelled, None),
+        )
+        return
     writer.update(
         spec.ticket,
+        # A cancel that comes from now on is seen by the task at its next
+        # check, which records it; one that came first is handled above.
         expect={
             "status": JobStatus.QUEUED,
             "owner": spec.owner,
             "attempts": spec.attempts,
-            "cancel_requested": False,
         },
         changes={
             "status": JobStatus.RUNNING,
@@ -129,15 +183,30 @@ def run_job(spec: JobSpec) -> None:
             "attempts": attempt,
             "worker_ids": worker_ids,
         },
-        on_written=partial(_cancel_unstarted, spec),
     )
+    job = RunningJob(
+        ticket=spec.ticket,
+        task_path=spec.task.module_path,
+        owner=spec.owner,
+        attempt=attempt,
+        enqueued_at=spec.enqueued_at,
+        started_at=started,
+        using=spec.using,
+        submitter_user=spec.submitter_user,
+        submitter_session=spec.submitter_session,
+        checkpoint=spec.checkpoint,
+        deadline=start_deadline(),
+    )
+    register(job)
     try:
+        job.publish()
         running = spec.result(
             TaskResultStatus.RUNNING, started_at=started, worker_ids=worker_ids
         )
         task_started.send(sender=spec.sender, task_result=running)
-        status, fields = _call(spec, running)
+        status, fields = _call(spec, running, job)
     finally:
+        unregister(job)
         dbhygiene.after_job()
     finished = timezone.now()
     errors = []
@@ -158,7 +227,12 @@ def run_job(spec: JobSpec) -> None:
     )
     writer.update(
         spec.ticket,
-        expect={"status": JobStatus.RUNNING, "owner": spec.owner, "attempts": attempt},
-        changes={"status": status, "finished_at": finished, **fields},
-        on_written=partial(_announce_finish, spec, final),
+        expect=job.ownership(),
+        changes={
+            "status": status,
+            "finished_at": finished,
+            **job.progress_fields(),
+            **fields,
+        },
+        on_written=partial(_announce_finish, spec, final, job),
     )

@@ -47,6 +47,7 @@ class _Write:
     expect: dict[str, Any] = field(default_factory=dict)
     changes: dict[str, Any] = field(default_factory=dict)
     callbacks: list[OnWritten] = field(default_factory=list)
+    absorbed: list[_Write] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
     rows: int = 0
@@ -93,6 +94,17 @@ class StateWriter:
         if on_written is not None:
             write.callbacks.append(on_written)
         self._put(write)
+
+    def update_and_wait(
+        self, ticket: uuid.UUID, *, expect: dict[str, Any], changes: dict[str, Any]
+    ) -> int:
+        """As ``update``, but return once written: the rows it matched."""
+        write = _Write(ticket=ticket, expect=expect, changes=changes)
+        self._put(write)
+        write.done.wait()
+        if write.error is not None:
+            raise write.error
+        return write.rows
 
     def flush(self, timeout: float | None = None) -> bool:
         marker = _Write()
@@ -154,7 +166,8 @@ class StateWriter:
             else:
                 target.changes = {**target.changes, **write.changes}
                 target.callbacks.extend(write.callbacks)
-                write.done.set()
+                write.callbacks = []
+                target.absorbed.append(write)
         for attempt in range(RETRIES):
             try:
                 with transaction.atomic(using=self.using):
@@ -200,6 +213,9 @@ class StateWriter:
     def _finish(self, writes: list[_Write]) -> None:
         self.writes += len(writes)
         for write in writes:
+            for part in write.absorbed:
+                part.rows, part.error = write.rows, write.error
+                part.done.set()
             write.done.set()
             if write.error is not None:
                 continue

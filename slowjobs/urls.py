@@ -11,5 +11,6 @@ app_name = "slowjobs"
 urlpatterns = [
     path("<str:ticket>/", views.job_page, name="page"),
     path("<str:ticket>/status", views.job_status, name="status"),
+    path("<str:ticket>/cancel", views.job_cancel, name="cancel"),
     path("<str:ticket>/result", views.job_result, name="result"),
 ]

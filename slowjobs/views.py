@@ -1,32 +1,72 @@
-"""The job views of the public contract: status page, status JSON, result."""
+"""The job views of the public contract: status page, status JSON, cancel, result."""
 
 from __future__ import annotations
 
 import mimetypes
-from pathlib import Path
+import uuid
+from typing import Any
 
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_POST, require_safe
 
 from . import jobfiles
 from .access import get_visible_job, is_staff
-from .status import status_payload
+from .cancel import CancelOutcome, cancel
+from .csrf import csrf_protect_sessions
+from .status import live_payload, status_payload
 
 
 def _not_found() -> JsonResponse:
-    return JsonResponse({"error": "No such job."}, status=404)
+    return JsonResponse({"error": gettext("No such job.")}, status=404)
+
+
+def _current_status(request: HttpRequest, ticket: str) -> dict[str, Any]:
+    """The live record when there is one (newest), else the row; Http404."""
+    try:
+        live = live_payload(request, uuid.UUID(ticket))
+    except ValueError:
+        raise Http404 from None
+    if live is not None:
+        return live
+    return status_payload(get_visible_job(request, ticket), staff=is_staff(request))
 
 
 @never_cache
 @require_safe
 def job_status(request: HttpRequest, ticket: str) -> JsonResponse:
     try:
+        return JsonResponse(_current_status(request, ticket))
+    except Http404:
+        return _not_found()
+
+
+CANCEL_DETAILS = {
+    CancelOutcome.CANCELLED: _("Cancelled before it started."),
+    CancelOutcome.REQUESTED: _("Cancel requested; the job stops at its next check."),
+    CancelOutcome.FINISHED: _("The job had already finished; nothing was changed."),
+}
+
+
+@never_cache
+@require_POST
+@csrf_protect_sessions
+def job_cancel(request: HttpRequest, ticket: str) -> JsonResponse:
+    try:
         job = get_visible_job(request, ticket)
     except Http404:
         return _not_found()
-    return JsonResponse(status_payload(job, staff=is_staff(request)))
+    outcome = (
+        CancelOutcome.FINISHED
+        if job.is_finished
+        else cancel(job.pk, using=job._state.db or "default")
+    )
+    payload = _current_status(request, ticket)
+    payload["detail"] = str(CANCEL_DETAILS[outcome])
+    return JsonResponse(payload, status=202)
 
 
 @never_cache
@@ -49,7 +89,7 @@ def job_result(request: HttpRequest, ticket: str) -> FileResponse:
         raise Http404("This job has no result file.")
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return FileResponse(
-        Path(path).open("rb"),
+        path.open("rb"),
         as_attachment=True,
         filename=path.name,
         content_type=content_type,

@@ -18,7 +18,9 @@ from django.db import connection
 from django.tasks.signals import task_finished
 
 from slowjobs.lifecycle import shutdown
+from slowjobs.progress import reset_store
 from tests import tasks
+from tests.services import Memcached, free_port, require_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,6 +35,37 @@ def _fresh_executor() -> Iterator[None]:
     assert shutdown(timeout=30), "job threads did not end"
     tasks.gates.clear()
     tasks.seen.clear()
+    reset_store()
+
+
+@pytest.fixture(scope="session")
+def memcached_server() -> Iterator[Memcached]:
+    server = Memcached(require_binary("memcached", "apt-get install memcached"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def memcached(memcached_server: Memcached, settings: Any) -> Iterator[Memcached]:
+    """This test's jobs use the real memcached (emptied first)."""
+    if memcached_server.process is None:
+        memcached_server.start()
+    memcached_server.flush()
+    settings.SLOWJOBS_MEMCACHED = memcached_server.location
+    yield memcached_server
+    if memcached_server.process is None:  # a test stopped it
+        memcached_server.start()
+
+
+@pytest.fixture
+def own_memcached(settings: Any) -> Iterator[Memcached]:
+    """A memcached of this test's own, to stop and start at will."""
+    server = Memcached(require_binary("memcached", "apt-get install memcached"))
+    server.start()
+    settings.SLOWJOBS_MEMCACHED = server.location
+    yield server
+    server.stop()
 
 
 class FinishedJobs:
@@ -59,12 +92,6 @@ def finished(transactional_db: None) -> Iterator[FinishedJobs]:
     task_finished.connect(jobs.receive)
     yield jobs
     task_finished.disconnect(jobs.receive)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def database_url() -> str:

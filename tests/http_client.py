@@ -23,9 +23,11 @@ class Reply:
 
 
 class HttpClient:
-    def __init__(self, base_url: str) -> None:
+    def __init__(
+        self, base_url: str, cookies: http.cookiejar.CookieJar | None = None
+    ) -> None:
         self.base_url = base_url
-        self.cookies = http.cookiejar.CookieJar()
+        self.cookies = cookies if cookies is not None else http.cookiejar.CookieJar()
         self._opener = urllib.request.build_opener(
             urllib.request.HTTPCookieProcessor(self.cookies), _NoRedirect()
         )

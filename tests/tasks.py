@@ -78,3 +78,87 @@ def touch_database() -> str:
 @task(priority=10)
 def urgent(name: str) -> None:
     record_order.func(name)
+
+
+@task(takes_context=True)
+def count_with_context(context, total: int) -> dict[str, object]:
+    for step in range(1, total + 1):
+        context.progress(step, total, f"step {step}")
+    return {"ticket": context.ticket, "checkpoint": context.checkpoint}
+
+
+@task
+def count_with_module_api(total: int) -> int:
+    from slowjobs import context
+
+    for step in range(1, total + 1):
+        context.progress(step, total, "counting")
+    return total
+
+
+@task(takes_context=True)
+def report_then_wait(context, name: str, current: int, total: int) -> str:
+    """Report some progress, then wait for the gate (checking for cancel)."""
+    context.progress(current, total, "x" * 500)
+    context.job.publish()  # make it visible now, not at the next interval
+    gate(f"{name}-reported").set()
+    while not gate(name).wait(timeout=0.01):
+        context.check_cancelled()
+    return name
+
+
+@task
+def loop_until_cancelled(name: str) -> None:
+    """Runs until cancelled, using the module-level API only."""
+    from slowjobs import context
+
+    gate(f"{name}-started").set()
+    for _ in range(100_000):
+        context.check_cancelled()
+        if gate(name).wait(timeout=0.01):
+            return
+    raise TimeoutError("never cancelled")
+
+
+@task(takes_context=True)
+def checkpoint_steps(context, steps: int) -> dict[str, object]:
+    start = (context.checkpoint or {}).get("done", 0)
+    for step in range(start + 1, steps + 1):
+        assert context.save_checkpoint({"done": step})
+    return {"resumed_from": start, "done": steps}
+
+
+@task(takes_context=True)
+def see_shutdown_and_deadline(context) -> dict[str, object]:
+    return {
+        "shutting_down": context.shutting_down,
+        "deadline_passed": context.deadline_passed,
+    }
+
+
+@task(takes_context=True)
+def save_bad_checkpoint(context) -> None:
+    context.save_checkpoint({"when": object()})
+
+
+@task(takes_context=True)
+def report_then_block(context, name: str) -> str:
+    """Report progress, then wait for the gate without ever looking for a cancel."""
+    context.job.progress(1, 2, "half way")
+    context.job.publish()
+    gate(f"{name}-reported").set()
+    if not gate(name).wait(timeout=30):
+        raise TimeoutError(name)
+    return name
+
+
+@task(takes_context=True)
+def progress_until_gate(context, name: str) -> int:
+    """Reports progress every few milliseconds until the gate opens."""
+    step = 0
+    while not gate(name).wait(timeout=0.005):
+        step += 1
+        context.progress(step, None, f"step {step}")
+        if step == 1:
+            gate(f"{name}-started").set()
+    return step

@@ -1,0 +1,44 @@
+"""What a live store offers; values are small JSON objects keyed by ticket."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+# A live record lives this long after its last write: a crashed process's
+# records vanish on their own, and the database has the rest.
+RECORD_TTL = 24 * 3600
+
+KEY_PREFIX = "slowjobs:"
+
+
+def live_key(ticket: str) -> str:
+    return f"{KEY_PREFIX}{ticket}:live"
+
+
+def cancel_key(ticket: str) -> str:
+    return f"{KEY_PREFIX}{ticket}:cancel"
+
+
+class LiveStore(ABC):
+    # Whether other processes see what this store holds.
+    shared: bool = False
+
+    @abstractmethod
+    def set(self, key: str, value: dict[str, Any], ttl: int = RECORD_TTL) -> bool:
+        """Store ``value``; False when the store could not."""
+
+    @abstractmethod
+    def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]] | None:
+        """The values found (missing keys left out), or None when unavailable."""
+
+    @abstractmethod
+    def delete_many(self, keys: list[str]) -> bool: ...
+
+    @property
+    def available(self) -> bool:
+        return True
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        found = self.get_many([key])
+        return None if found is None else found.get(key)

@@ -1,0 +1,186 @@
+"""This process's running jobs: live progress, cancel requests, the deadline.
+
+A task reports progress as often as it likes: each call only updates memory,
+and the live store (every ``progress_interval``) and the Job row (every
+``progress_db_interval``) are written when their time has come.  A cancel
+request is looked for at most every ``cancel_check_interval``: in the live
+store when it is shared and up, in the database otherwise (and there too,
+less often, in case memcached lost the flag).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from . import conf
+from .exceptions import JobCancelled
+from .models import Job, JobStatus
+from .progress import get_store
+from .progress.base import cancel_key, live_key
+from .statewriter import get_writer
+
+MESSAGE_LIMIT = 200
+# With a shared store the database is still asked, this many times less often.
+DB_CANCEL_CHECK_FACTOR = 10
+
+# Set when this process starts shutting down; jobs can see it.
+stopping = threading.Event()
+
+
+@dataclass(eq=False)
+class RunningJob:
+    ticket: uuid.UUID
+    task_path: str
+    owner: str
+    attempt: int
+    enqueued_at: datetime
+    started_at: datetime
+    using: str = "default"
+    submitter_user: Any = None
+    submitter_session: str = ""
+    checkpoint: Any = None
+    current: int | None = None
+    total: int | None = None
+    message: str = ""
+    cancel_requested: bool = False
+    deadline: float | None = None
+    _next_publish: float = 0.0
+    _next_mirror: float = 0.0
+    _next_cancel_check: float = 0.0
+    _cancel_checks: int = 0
+    _settings: conf.SlowjobsSettings = field(default_factory=conf.get)
+
+    # -- progress -------------------------------------------------------
+
+    def progress(
+        self, current: int, total: int | None = None, message: str | None = None
+    ) -> None:
+        self.current = int(current)
+        if total is not None:
+            self.total = int(total)
+        if message is not None:
+            self.message = str(message)[:MESSAGE_LIMIT]
+        now = time.monotonic()
+        if now >= self._next_publish:
+            self.publish(now)
+        if now >= self._next_cancel_check:
+            self.check_cancelled(now)
+
+    def live_record(self) -> dict[str, Any]:
+        return {
+            "ticket": str(self.ticket),
+            "task": self.task_path,
+            "status": JobStatus.RUNNING,
+            "cancel_requested": self.cancel_requested,
+            "current": self.current,
+            "total": self.total,
+            "message": self.message,
+            "attempts": self.attempt,
+            "enqueued_at": self.enqueued_at.isoformat(),
+            "started_at": self.started_at.isoformat(),
+            "user": self.submitter_user,
+            "session": self.submitter_session,
+        }
+
+    def publish(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self._next_publish = now + self._settings.progress_interval
+        get_store().set(live_key(str(self.ticket)), self.live_record())
+        if now >= self._next_mirror:
+            self._next_mirror = now + self._settings.progress_db_interval
+            get_writer(self.using).update(
+                self.ticket,
+                expect=self.ownership(),
+                changes=self.progress_fields(),
+            )
+
+    def progress_fields(self) -> dict[str, Any]:
+        return {
+            "progress_current": self.current,
+            "progress_total": self.total,
+            "progress_message": self.message,
+        }
+
+    def ownership(self) -> dict[str, Any]:
+        """The conditions under which this attempt still owns the row."""
+        return {
+            "status": JobStatus.RUNNING,
+            "owner": self.owner,
+            "attempts": self.attempt,
+        }
+
+    # -- cancellation and deadlines ---------------------------------------
+
+    def check_cancelled(self, now: float | None = None) -> None:
+        """Raise JobCancelled if a cancel was requested (looked up when due)."""
+        now = time.monotonic() if now is None else now
+        if not self.cancel_requested and now >= self._next_cancel_check:
+            self._next_cancel_check = now + self._settings.cancel_check_interval
+            self._cancel_checks += 1
+            self.cancel_requested = self._look_for_cancel()
+        if self.cancel_requested:
+            raise JobCancelled("Cancelled while running.")
+
+    def _look_for_cancel(self) -> bool:
+        store = get_store()
+        if store.get(cancel_key(str(self.ticket))) is not None:
+            return True
+        # The database is the truth. Ask it when the store cannot speak for
+        # other processes (embedded, or memcached down) and, in case
+        # memcached lost the flag (restart, flush), every tenth look anyway.
+        if (
+            not store.shared
+            or not store.available
+            or self._cancel_checks % DB_CANCEL_CHECK_FACTOR == 0
+        ):
+            return cancel_requested_in_database(self.ticket, self.using)
+        return False
+
+    @property
+    def deadline_passed(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def finished(self) -> None:
+        """Drop the live record once the outcome is in the database."""
+        key = str(self.ticket)
+        get_store().delete_many([live_key(key), cancel_key(key)])
+
+
+def cancel_requested_in_database(ticket: uuid.UUID, using: str = "default") -> bool:
+    return Job.objects.using(using).filter(pk=ticket, cancel_requested=True).exists()
+
+
+def start_deadline() -> float | None:
+    timeout = conf.get().job_timeout
+    return None if timeout is None else time.monotonic() + timeout
+
+
+# This process's running jobs by ticket, for cancel requests served here.
+_lock = threading.Lock()
+_running: dict[uuid.UUID, RunningJob] = {}
+
+
+def register(job: RunningJob) -> None:
+    with _lock:
+        _running[job.ticket] = job
+
+
+def unregister(job: RunningJob) -> None:
+    with _lock:
+        if _running.get(job.ticket) is job:
+            del _running[job.ticket]
+
+
+def get_running(ticket: uuid.UUID) -> RunningJob | None:
+    with _lock:
+        return _running.get(ticket)
+
+
+def running_jobs() -> list[RunningJob]:
+    with _lock:
+        return list(_running.values())
