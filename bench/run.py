@@ -107,6 +107,10 @@ def wrk(url: str, seconds: float, script: Path) -> dict[str, float]:
          "-s", str(script), url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
+    return parse_wrk(out)
+
+
+def parse_wrk(out: str) -> dict[str, float]:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 

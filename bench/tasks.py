@@ -23,3 +23,23 @@ def mark_start(number: int) -> None:
     event = start_events.get(number)
     if event is not None:
         event.set()
+
+
+@task(takes_context=True)
+def rows_work(context, rows: int, report: bool, parse: bool) -> float:
+    """Hash ``rows`` CSV rows (parsing each first if ``parse``), reporting
+    progress on every row if ``report``; returns the seconds it took."""
+    import csv
+    import hashlib
+
+    digest = hashlib.sha256()
+    started = time.perf_counter()
+    for row in range(1, rows + 1):
+        line = f"{row},{row * row},{row % 7},item-{row},2026-11-28T08:00:00Z\n"
+        if parse:
+            fields = next(csv.reader([line]))
+            line = "|".join(field.strip().upper() for field in fields)
+        digest.update(line.encode())
+        if report:
+            context.progress(row, rows, "hashing rows")
+    return time.perf_counter() - started

@@ -36,6 +36,11 @@ def plain(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"name": form.cleaned_data["name"]}, status=202)
 
 
+def plain_get(request: HttpRequest) -> HttpResponse:
+    """The floor for a status poll: a GET answering a small JSON object."""
+    return JsonResponse({"status": "running", "progress": {"percent": 50.0}})
+
+
 @csrf_exempt
 @require_POST
 def insert(request: HttpRequest) -> HttpResponse:

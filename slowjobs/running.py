@@ -26,13 +26,16 @@ from .statewriter import get_writer
 
 MESSAGE_LIMIT = 200
 # With a shared store the database is still asked, this many times less often.
-DB_CANCEL_CHECK_FACTOR = 10
+DB_CANCEL_CHECK_FACTOR = 4
+# How often, in seconds, progress() reads the clock at most.
+LOOK_SECONDS = 0.01
+MAX_STRIDE = 1 << 16
 
 # Set when this process starts shutting down; jobs can see it.
 stopping = threading.Event()
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class RunningJob:
     ticket: uuid.UUID
     task_path: str
@@ -53,6 +56,9 @@ class RunningJob:
     _next_mirror: float = 0.0
     _next_cancel_check: float = 0.0
     _cancel_checks: int = 0
+    _last_look: float = 0.0
+    _stride: int = 1
+    _calls_left: int = 0
     _settings: conf.SlowjobsSettings = field(default_factory=conf.get)
 
     # -- progress -------------------------------------------------------
@@ -60,12 +66,30 @@ class RunningJob:
     def progress(
         self, current: int, total: int | None = None, message: str | None = None
     ) -> None:
-        self.current = int(current)
+        """Note the progress; now and then publish it and look for a cancel.
+
+        The hot path is three assignments and a countdown: the clock is read
+        only every ``_stride`` calls, a stride that adapts so that it is read
+        about every ``LOOK_SECONDS``, however often the task reports.
+        """
+        self.current = current
         if total is not None:
-            self.total = int(total)
+            self.total = total
         if message is not None:
-            self.message = str(message)[:MESSAGE_LIMIT]
+            self.message = message
+        self._calls_left -= 1
+        if self._calls_left <= 0:
+            self._look()
+
+    def _look(self) -> None:
         now = time.monotonic()
+        elapsed = now - self._last_look
+        if elapsed < LOOK_SECONDS / 2:
+            self._stride = min(self._stride * 2, MAX_STRIDE)
+        elif elapsed > LOOK_SECONDS * 2:
+            self._stride = max(self._stride // 2, 1)
+        self._last_look = now
+        self._calls_left = self._stride
         if now >= self._next_publish:
             self.publish(now)
         if now >= self._next_cancel_check:
@@ -77,9 +101,7 @@ class RunningJob:
             "task": self.task_path,
             "status": JobStatus.RUNNING,
             "cancel_requested": self.cancel_requested,
-            "current": self.current,
-            "total": self.total,
-            "message": self.message,
+            **self._progress_values(),
             "attempts": self.attempt,
             "enqueued_at": self.enqueued_at.isoformat(),
             "started_at": self.started_at.isoformat(),
@@ -99,11 +121,25 @@ class RunningJob:
                 changes=self.progress_fields(),
             )
 
-    def progress_fields(self) -> dict[str, Any]:
+    def _progress_values(self) -> dict[str, Any]:
+        """What the task reported, checked and bounded (off the hot path)."""
+        try:
+            current = None if self.current is None else int(self.current)
+            total = None if self.total is None else int(self.total)
+        except (TypeError, ValueError):
+            current = total = None
         return {
-            "progress_current": self.current,
-            "progress_total": self.total,
-            "progress_message": self.message,
+            "current": current,
+            "total": total,
+            "message": str(self.message)[:MESSAGE_LIMIT],
+        }
+
+    def progress_fields(self) -> dict[str, Any]:
+        values = self._progress_values()
+        return {
+            "progress_current": values["current"],
+            "progress_total": values["total"],
+            "progress_message": values["message"],
         }
 
     def ownership(self) -> dict[str, Any]:
@@ -132,7 +168,7 @@ class RunningJob:
             return True
         # The database is the truth. Ask it when the store cannot speak for
         # other processes (embedded, or memcached down) and, in case
-        # memcached lost the flag (restart, flush), every tenth look anyway.
+        # memcached lost the flag (restart, flush), every fourth look anyway.
         if (
             not store.shared
             or not store.available

@@ -63,7 +63,7 @@ def test_messages_are_bounded_and_percent_follows_current_and_total(client, fini
     assert tasks.gate("bounded-reported").wait(10)
     running = get_running(uuid.UUID(result.id))
     assert running is not None
-    assert len(running.message) == 200
+    assert len(running.progress_fields()["progress_message"]) == 200
     tasks.gate("bounded").set()
     finished.wait(result.id)
     job = Job.objects.get(pk=result.id)

@@ -17,6 +17,7 @@ import threading
 import time
 from typing import Any
 
+from pymemcache.client.base import PooledClient
 from pymemcache.client.hash import HashClient
 
 from .base import RECORD_TTL, LiveStore
@@ -57,19 +58,27 @@ class MemcachedStore(LiveStore):
 
     def __init__(self, servers: tuple[tuple[str, int], ...]) -> None:
         self.servers = servers
-        self._client = HashClient(
-            list(servers),
-            serde=JsonSerde(),
-            connect_timeout=TIMEOUT,
-            timeout=TIMEOUT,
-            use_pooling=True,  # one connection per thread in use, shared safely
-            max_pool_size=32,
-            retry_attempts=1,
-            retry_timeout=0,
-            dead_timeout=RETRY_AFTER,
-            ignore_exc=False,
-            default_noreply=False,
-            no_delay=True,
+        options: dict[str, Any] = {
+            "serde": JsonSerde(),
+            "connect_timeout": TIMEOUT,
+            "timeout": TIMEOUT,
+            "max_pool_size": 32,  # a connection per thread in use, shared safely
+            "ignore_exc": False,
+            "default_noreply": False,
+            "no_delay": True,
+        }
+        # One server needs no hashing, which costs more than the round trip.
+        self._client: PooledClient | HashClient = (
+            PooledClient(servers[0], **options)
+            if len(servers) == 1
+            else HashClient(
+                list(servers),
+                use_pooling=True,
+                retry_attempts=1,
+                retry_timeout=0,
+                dead_timeout=RETRY_AFTER,
+                **options,
+            )
         )
         # Guards _down_until.
         self._lock = threading.Lock()
@@ -124,4 +133,4 @@ class MemcachedStore(LiveStore):
             return False
 
     def close(self) -> None:
-        self._client.quit()
+        self._client.close()
