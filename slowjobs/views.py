@@ -6,8 +6,16 @@ import mimetypes
 import uuid
 from typing import Any
 
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
@@ -17,6 +25,7 @@ from . import jobfiles
 from .access import get_visible_job, is_staff
 from .cancel import CancelOutcome, cancel
 from .csrf import csrf_protect_sessions
+from .responses import wants_json
 from .status import live_payload, status_payload
 
 
@@ -54,7 +63,7 @@ CANCEL_DETAILS = {
 @never_cache
 @require_POST
 @csrf_protect_sessions
-def job_cancel(request: HttpRequest, ticket: str) -> JsonResponse:
+def job_cancel(request: HttpRequest, ticket: str) -> HttpResponse:
     try:
         job = get_visible_job(request, ticket)
     except Http404:
@@ -64,6 +73,8 @@ def job_cancel(request: HttpRequest, ticket: str) -> JsonResponse:
         if job.is_finished
         else cancel(job.pk, using=job._state.db or "default")
     )
+    if not wants_json(request):  # the status page's button
+        return HttpResponseRedirect(reverse("slowjobs:page", args=[job.pk]), status=303)
     payload = _current_status(request, ticket)
     payload["detail"] = str(CANCEL_DETAILS[outcome])
     return JsonResponse(payload, status=202)

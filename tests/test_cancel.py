@@ -152,3 +152,24 @@ def test_a_running_job_sees_the_cancel_within_one_check_interval(store, settings
     while Job.objects.get(pk=result.id).status != JobStatus.CANCELLED:
         assert time.monotonic() - sent < 0.2 + 2, "not cancelled in time"
         time.sleep(0.01)
+
+
+def test_the_status_page_cancel_button_redirects_back(finished):
+    session = SessionStore()
+    session.create()
+    browser = Client(enforce_csrf_checks=True)
+    browser.cookies["sessionid"] = session.session_key
+    with submitted_by(session_key=session.session_key):
+        result = tasks.loop_until_cancelled.enqueue("button")
+    assert tasks.gate("button-started").wait(10)
+    page = browser.get(f"/jobs/{result.id}/")
+    assert page.status_code == 200
+    assert f'action="/jobs/{result.id}/cancel"'.encode() in page.content
+    token = page.context["csrf_token"]
+    response = browser.post(f"/jobs/{result.id}/cancel", {"csrfmiddlewaretoken": token})
+    assert response.status_code == 303
+    assert response["Location"] == f"/jobs/{result.id}/"
+    finished.wait(result.id)
+    page = browser.get(f"/jobs/{result.id}/")
+    assert b"Cancelled" in page.content
+    assert b'action="/jobs/' not in page.content
