@@ -34,19 +34,22 @@ from django.tasks.exceptions import TaskResultDoesNotExist
 from django.tasks.signals import task_enqueued
 from django.utils import timezone
 
-from . import checks
+from . import checks, lifecycle
 from .executor import Slot, get_executor
 from .jobsql import statements_for
 from .jsonargs import check_arguments
 from .models import Job, JobStatus
 from .process import process_id
 from .results import build_result, result_from_job
-from .runner import JobSpec, run_job
+from .runner import JobSpec, JobWork
 from .statewriter import get_writer
 from .submitter import current_submitter
+from .task import SlowJobsTask
 
 
 class SlowJobsBackend(BaseTaskBackend):
+    # Django's Task plus on_interrupt (see slowjobs.task).
+    task_class = SlowJobsTask
     # run_after needs a timer that survives restarts; refused until there is one.
     supports_defer = False
     # Coroutine tasks run to completion on the job's own thread.
@@ -72,6 +75,8 @@ class SlowJobsBackend(BaseTaskBackend):
     ) -> TaskResult[P, R]:
         self.validate_task(task)
         check_arguments(args, kwargs)
+        if not lifecycle.is_started():
+            lifecycle.start()
         using = router.db_for_write(Job)
         connection = connections[using]
         in_transaction = connection.in_atomic_block
@@ -100,6 +105,7 @@ class SlowJobsBackend(BaseTaskBackend):
             "submitter_session": submitter.session_key,
             # Queued in this process's executor: owned by it until it runs.
             "owner": process_id(),
+            "heartbeat_at": enqueued_at,
         }
         try:
             if in_transaction or connection.vendor != "sqlite":
@@ -161,4 +167,4 @@ class SlowJobsBackend(BaseTaskBackend):
 def _hand_off(spec: JobSpec, slot: Slot | None) -> None:
     if slot is None:
         slot = get_executor().force_slot()
-    slot.executor.start(slot, partial(run_job, spec), priority=spec.task.priority)
+    slot.executor.start(slot, JobWork(spec), priority=spec.task.priority)

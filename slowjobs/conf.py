@@ -47,6 +47,16 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a job may run before its context reports the deadline passed;
     # None means no deadline.
     "SLOWJOBS_JOB_TIMEOUT": None,
+    # Seconds between a process's heartbeats (its row and its jobs' rows).
+    "SLOWJOBS_HEARTBEAT_INTERVAL": 5.0,
+    # Seconds without a heartbeat after which a process counts as dead and
+    # its unfinished jobs may be claimed by another.
+    "SLOWJOBS_LEASE": 30.0,
+    # Seconds a stopping process waits for running jobs before handing them
+    # back; keep it below the server's own limit (gunicorn --graceful-timeout).
+    "SLOWJOBS_DRAIN_TIMEOUT": 10.0,
+    # Whether a serving process claims orphaned jobs when it starts.
+    "SLOWJOBS_ADOPT_ON_START": False,
 }
 
 
@@ -64,6 +74,10 @@ class SlowjobsSettings:
     progress_db_interval: float
     cancel_check_interval: float
     job_timeout: float | None
+    heartbeat_interval: float
+    lease: float
+    drain_timeout: float
+    adopt_on_start: bool
 
 
 def _raw(name: str) -> Any:
@@ -87,6 +101,13 @@ def _seconds(name: str) -> float:
             f"{name} must be a number of seconds >= 0, not {value!r}."
         )
     return float(value)
+
+
+def _bool(name: str) -> bool:
+    value = _raw(name)
+    if not isinstance(value, bool):
+        raise ImproperlyConfigured(f"{name} must be True or False, not {value!r}.")
+    return value
 
 
 def parse_servers(name: str, value: object) -> tuple[tuple[str, int], ...]:
@@ -118,6 +139,14 @@ def load() -> SlowjobsSettings:
             f"SLOWJOBS_EXECUTOR must be one of {', '.join(EXECUTOR_MODES)}, "
             f"not {executor!r}."
         )
+    heartbeat = _seconds("SLOWJOBS_HEARTBEAT_INTERVAL")
+    lease = _seconds("SLOWJOBS_LEASE")
+    if heartbeat <= 0 or lease < 2 * heartbeat:
+        raise ImproperlyConfigured(
+            "SLOWJOBS_LEASE must be at least twice SLOWJOBS_HEARTBEAT_INTERVAL "
+            f"(both > 0), not {lease!r} and {heartbeat!r}: a live process would "
+            "look dead between two heartbeats."
+        )
     return SlowjobsSettings(
         executor=executor,
         workers=_int("SLOWJOBS_WORKERS", minimum=1) or 1,
@@ -135,6 +164,10 @@ def load() -> SlowjobsSettings:
             if _raw("SLOWJOBS_JOB_TIMEOUT") is None
             else _seconds("SLOWJOBS_JOB_TIMEOUT")
         ),
+        heartbeat_interval=heartbeat,
+        lease=lease,
+        drain_timeout=_seconds("SLOWJOBS_DRAIN_TIMEOUT"),
+        adopt_on_start=_bool("SLOWJOBS_ADOPT_ON_START"),
     )
 
 

@@ -31,3 +31,7 @@ class InvalidTaskArguments(TypeError):
 
 class JobCancelled(Exception):
     """Raised inside a task to stop it; the job is recorded as cancelled."""
+
+
+class JobInterrupted(Exception):
+    """Raised inside a task whose process handed it back while stopping."""

@@ -1,16 +1,211 @@
-"""Stopping this process's job machinery in the right order."""
+"""A process's life with jobs: start (heartbeat, adoption) and graceful stop.
+
+``start()`` runs once per process, with its first job (or from a server hook,
+see ``slowjobs.gunicorn``): it records the process, starts its heartbeat and,
+with ``SLOWJOBS_ADOPT_ON_START``, claims orphaned jobs up to its capacity.
+Nothing here runs at import or in commands that do not run jobs.
+
+``shutdown()`` is the talk's wait group with a deadline:
+
+1. refuse new jobs (``503`` from then on) and tell running ones
+   (``context.shutting_down``);
+2. hand back the jobs still waiting in the queue (owner cleared: any process
+   may take them at once);
+3. wait up to the drain timeout for the running jobs;
+4. interrupt the ones still running (their next ``progress()`` raises) and
+   hand them back, queued again, with the attempt recorded as interrupted
+   (or failed, or restarted, as their task's ``on_interrupt`` says);
+5. commit every state the jobs left to write, and remove the process's row.
+"""
 
 from __future__ import annotations
 
-from .executor.registry import shutdown_executor
-from .statewriter import stop_writers
+import atexit
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.utils import timezone
+
+from . import conf, running
+from .executor.registry import current_executor, get_executor, shutdown_executor
+from .heartbeat import Heartbeat
+from .models import JobStatus
+from .orphans import INTERRUPTED_CLASS, claim, forget_live_records
+from .process import process_id
+from .runner import JobSpec, JobWork, spec_from_job
+from .statewriter import get_writer, stop_writers
+from .task import on_interrupt
+
+logger = logging.getLogger("slowjobs.lifecycle")
+
+# How long interrupted tasks get to notice before their rows are handed back.
+INTERRUPT_GRACE = 1.0
+
+# Guards _heartbeat: the first job of two request threads may start together.
+_lock = threading.Lock()
+_heartbeat: Heartbeat | None = None
+_exit_hook_registered = False
 
 
-def shutdown(*, timeout: float | None = None) -> bool:
-    """Let started jobs end, then commit every state they left to write.
+def start(*, adopt: bool | None = None) -> None:
+    """Make this process a known, beating job runner (once per process)."""
+    global _heartbeat, _exit_hook_registered
+    with _lock:
+        if _heartbeat is not None:
+            return
+        running.stopping.clear()
+        _heartbeat = Heartbeat()
+        _heartbeat.start()
+        if not _exit_hook_registered:
+            atexit.register(_at_exit)
+            _exit_hook_registered = True
+    if conf.get().adopt_on_start if adopt is None else adopt:
+        threading.Thread(
+            target=adopt_orphans, name="slowjobs-adopt", daemon=True
+        ).start()
 
-    Returns whether both finished within ``timeout`` (each part gets it).
-    """
-    drained = shutdown_executor(wait=True, timeout=timeout)
-    written = stop_writers(timeout)
-    return drained and written
+
+def is_started() -> bool:
+    return _heartbeat is not None
+
+
+def wait_until_known(timeout: float = 10) -> bool:
+    """Wait for this process's first heartbeat (needed before claiming)."""
+    heartbeat = _heartbeat
+    return heartbeat is not None and heartbeat.wait_first_beat(timeout)
+
+
+def adopt_orphans() -> int:
+    """Claim orphaned jobs up to this process's free capacity, and run them."""
+    if not wait_until_known():
+        logger.warning("slowjobs: no heartbeat yet; adopting nothing")
+        return 0
+    executor = get_executor()
+    room = (
+        max(executor.capacity - executor.used, 0)
+        if executor.capacity is not None
+        else conf.get().workers
+    )
+    if room == 0:
+        return 0
+    jobs = claim(process_id(), limit=room)
+    for job in jobs:
+        spec = spec_from_job(job)
+        executor.start(executor.force_slot(), JobWork(spec), priority=job.priority)
+    if jobs:
+        logger.info("slowjobs: adopted %d orphaned jobs", len(jobs))
+    return len(jobs)
+
+
+@dataclass
+class ShutdownReport:
+    drained: bool = True
+    handed_back: list[str] = field(default_factory=list)
+    waited: float = 0.0
+
+
+def shutdown(*, timeout: float | None = None) -> ShutdownReport:
+    """Stop this process's job machinery gracefully (see the module notes)."""
+    global _heartbeat
+    drain = conf.get().drain_timeout if timeout is None else timeout
+    began = time.monotonic()
+    report = ShutdownReport()
+    running.stopping.set()
+    executor = current_executor()
+    if executor is not None:
+        executor.refuse_new()
+        pending = [w.spec for w in executor.take_pending() if isinstance(w, JobWork)]
+        _hand_back_queued(pending, report)
+        report.drained = shutdown_executor(wait=True, timeout=drain)
+        if not report.drained:
+            still = running.running_jobs()
+            for job in still:
+                job.interrupted = True
+            deadline = time.monotonic() + INTERRUPT_GRACE
+            while running.running_jobs() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            _hand_back_running(still, report)
+    stop_writers(timeout=30)
+    with _lock:
+        heartbeat, _heartbeat = _heartbeat, None
+    if heartbeat is not None:
+        heartbeat.stop(forget=True)
+    report.waited = time.monotonic() - began
+    if report.handed_back:
+        logger.warning(
+            "slowjobs: stopped after %.1f s; handed back %d unfinished jobs",
+            report.waited,
+            len(report.handed_back),
+        )
+    return report
+
+
+def _hand_back_queued(specs: list[JobSpec], report: ShutdownReport) -> None:
+    writer = get_writer()
+    now = timezone.now()
+    for spec in specs:
+        writer.update(
+            spec.ticket,
+            expect={
+                "status": JobStatus.QUEUED,
+                "owner": spec.owner,
+                "attempts": spec.attempts,
+            },
+            changes={"owner": "", "heartbeat_at": now},
+        )
+        report.handed_back.append(str(spec.ticket))
+
+
+def _hand_back_running(jobs: list[running.RunningJob], report: ShutdownReport) -> None:
+    writer = get_writer()
+    now = timezone.now()
+    for job in jobs:
+        entry = {
+            "attempt": job.attempt,
+            "owner": job.owner,
+            "outcome": "interrupted",
+            "at": now.isoformat(),
+        }
+        changes: dict[str, Any] = {
+            "status": JobStatus.QUEUED,
+            "owner": "",
+            "heartbeat_at": now,
+            "history": [*job.history, entry],
+            **job.progress_fields(),
+        }
+        policy = on_interrupt(job.task)
+        if policy == "fail":
+            changes.update(
+                status=JobStatus.FAILED,
+                finished_at=now,
+                error_class=INTERRUPTED_CLASS,
+                error_message=(
+                    f"Attempt {job.attempt} was interrupted (shutdown); "
+                    "this task does not run again after an interruption."
+                ),
+            )
+        elif policy == "restart":
+            changes["checkpoint"] = None
+        writer.update(job.ticket, expect=job.ownership(), changes=changes)
+        report.handed_back.append(str(job.ticket))
+    forget_live_records([job.ticket for job in jobs])
+
+
+def _at_exit() -> None:
+    """Interpreter exit without an explicit shutdown (any server, a script)."""
+    if _heartbeat is not None:
+        shutdown()
+
+
+def _forget_after_fork() -> None:
+    global _heartbeat, _lock
+    _heartbeat = None  # the parent's heartbeat thread did not come along
+    _lock = threading.Lock()
+    running.stopping.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

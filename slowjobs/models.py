@@ -120,6 +120,9 @@ class Job(models.Model):
     )
 
     checkpoint = models.JSONField(_("checkpoint"), null=True, blank=True)
+    # One entry per attempt that ended without finishing the job:
+    # {"attempt", "owner", "outcome", "at"}.
+    history = models.JSONField(_("interrupted attempts"), default=list, blank=True)
     input_file = models.CharField(_("input file"), max_length=500, blank=True)
     result_file = models.CharField(_("result file"), max_length=500, blank=True)
 
@@ -149,3 +152,27 @@ class Job(models.Model):
         if value is None and self.status == JobStatus.SUCCEEDED:
             return 100.0
         return value
+
+
+class WorkerProcess(models.Model):
+    """A server or command process that runs jobs, as its heartbeat says."""
+
+    id = models.CharField(_("process"), max_length=255, primary_key=True)
+    host = models.CharField(_("host"), max_length=255)
+    pid = models.PositiveIntegerField(_("pid"))
+    started_at = models.DateTimeField(_("started at"))
+    last_seen = models.DateTimeField(_("last heartbeat"), db_index=True)
+    mode = models.CharField(_("executor mode"), max_length=20)
+    capacity = models.PositiveIntegerField(_("capacity"), null=True, blank=True)
+    busy = models.PositiveIntegerField(_("busy"), default=0)
+    queued = models.PositiveIntegerField(_("queued"), default=0)
+    jobs_done = models.PositiveBigIntegerField(_("jobs done"), default=0)
+    stopping = models.BooleanField(_("stopping"), default=False)
+
+    class Meta:
+        verbose_name = _("worker process")
+        verbose_name_plural = _("worker processes")
+        ordering = ["host", "pid"]
+
+    def __str__(self) -> str:
+        return self.id

@@ -26,12 +26,12 @@ from django.utils import timezone
 from . import dbhygiene
 from .cancel import CANCELLED_BEFORE_START, CANCELLED_CLASS
 from .context import JobContext, running_as
-from .exceptions import JobCancelled
+from .exceptions import JobCancelled, JobInterrupted
 from .jsonargs import to_json_value
 from .models import Job, JobStatus
 from .progress import get_store
 from .progress.base import cancel_key
-from .results import build_result, result_from_job
+from .results import build_result, load_task, result_from_job
 from .running import (
     RunningJob,
     cancel_requested_in_database,
@@ -44,6 +44,7 @@ from .statewriter import get_writer
 logger = logging.getLogger("slowjobs.runner")
 
 ERROR_MESSAGE_LIMIT = 2000
+INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,7 @@ class JobSpec:
     submitter_user: Any = None
     submitter_session: str = ""
     checkpoint: Any = None
+    history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def attempts(self) -> int:
@@ -103,6 +105,8 @@ def _call(
         return JobStatus.SUCCEEDED, {"result": to_json_value(value, "the return value")}
     except JobCancelled as exc:
         return JobStatus.CANCELLED, {"cancel_requested": True, **_error_fields(exc)}
+    except JobInterrupted:
+        return INTERRUPTED, {}
     except BaseException as exc:  # a task must never take its thread down
         return JobStatus.FAILED, _error_fields(exc)
 
@@ -195,6 +199,8 @@ def run_job(spec: JobSpec) -> None:
         submitter_user=spec.submitter_user,
         submitter_session=spec.submitter_session,
         checkpoint=spec.checkpoint,
+        history=spec.history,
+        task=spec.task,
         deadline=start_deadline(),
     )
     register(job)
@@ -208,6 +214,8 @@ def run_job(spec: JobSpec) -> None:
     finally:
         unregister(job)
         dbhygiene.after_job()
+    if status == INTERRUPTED:
+        return  # handed back by this stopping process, which recorded it
     finished = timezone.now()
     errors = []
     if "error_class" in fields:
@@ -236,3 +244,35 @@ def run_job(spec: JobSpec) -> None:
         },
         on_written=partial(_announce_finish, spec, final, job),
     )
+
+
+def spec_from_job(job: Job, sender: type = object) -> JobSpec:
+    """The spec of a claimed job (queued, owned by this process), from its row."""
+    return JobSpec(
+        ticket=job.pk,
+        task=load_task(job),
+        args=job.args,
+        kwargs=job.kwargs,
+        enqueued_at=job.enqueued_at,
+        owner=job.owner,
+        worker_ids=list(job.worker_ids),
+        sender=sender,
+        using=job._state.db or "default",
+        submitter_user=job.submitted_by_id,
+        submitter_session=job.submitter_session,
+        checkpoint=job.checkpoint,
+        history=list(job.history),
+    )
+
+
+class JobWork:
+    """A job as the executor holds it: callable, and still readable as a spec
+    (a stopping process hands back the ones that never started)."""
+
+    __slots__ = ("spec",)
+
+    def __init__(self, spec: JobSpec) -> None:
+        self.spec = spec
+
+    def __call__(self) -> None:
+        run_job(self.spec)

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from . import conf
-from .exceptions import JobCancelled
+from .exceptions import JobCancelled, JobInterrupted
 from .models import Job, JobStatus
 from .progress import get_store
 from .progress.base import cancel_key, live_key
@@ -47,10 +47,14 @@ class RunningJob:
     submitter_user: Any = None
     submitter_session: str = ""
     checkpoint: Any = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    task: Any = None
     current: int | None = None
     total: int | None = None
     message: str = ""
     cancel_requested: bool = False
+    # Set when this process hands the job back: the task must stop.
+    interrupted: bool = False
     deadline: float | None = None
     _next_publish: float = 0.0
     _next_mirror: float = 0.0
@@ -155,6 +159,8 @@ class RunningJob:
     def check_cancelled(self, now: float | None = None) -> None:
         """Raise JobCancelled if a cancel was requested (looked up when due)."""
         now = time.monotonic() if now is None else now
+        if self.interrupted:
+            raise JobInterrupted("The server stopped; the job was handed back.")
         if not self.cancel_requested and now >= self._next_cancel_check:
             self._next_cancel_check = now + self._settings.cancel_check_interval
             self._cancel_checks += 1

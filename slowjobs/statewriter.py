@@ -168,18 +168,28 @@ class StateWriter:
                 target.callbacks.extend(write.callbacks)
                 write.callbacks = []
                 target.absorbed.append(write)
+        real = [w for w in merged if w.job is not None or w.ticket is not None]
+        if real:
+            try:
+                self._commit(real)
+            except Exception as exc:  # not a database error: nothing can be written
+                logger.exception("slowjobs: job states could not be written")
+                for write in real:
+                    write.error = exc
+        self._finish(merged)
+
+    def _commit(self, writes: list[_Write]) -> None:
         for attempt in range(RETRIES):
             try:
                 with transaction.atomic(using=self.using):
-                    self._apply(merged)
-                break
+                    self._apply(writes)
+                self.commits += 1
+                return
             except DatabaseError as exc:
                 if attempt == RETRIES - 1:
-                    self._apply_one_by_one(merged, exc)
+                    self._apply_one_by_one(writes, exc)
                     return
                 time.sleep(0.05 * (attempt + 1))
-        self.commits += 1
-        self._finish(merged)
 
     def _apply(self, writes: list[_Write]) -> None:
         connection = connections[self.using]
@@ -204,11 +214,10 @@ class StateWriter:
             try:
                 with transaction.atomic(using=self.using):
                     self._apply([write])
+                self.commits += 1
             except DatabaseError as exc:
                 write.error = exc
                 logger.exception("slowjobs: could not write job state %s", write)
-            self.commits += 1
-            self._finish([write])
 
     def _finish(self, writes: list[_Write]) -> None:
         self.writes += len(writes)

@@ -32,7 +32,7 @@ def _fresh_executor() -> Iterator[None]:
     yield
     for event in tasks.gates.values():
         event.set()
-    assert shutdown(timeout=30), "job threads did not end"
+    assert shutdown(timeout=30).drained, "job threads did not end"
     tasks.gates.clear()
     tasks.seen.clear()
     reset_store()

@@ -229,7 +229,7 @@ def test_job_threads_close_their_database_connections(finished):
         finished.wait(result.id)
     from slowjobs.lifecycle import shutdown
 
-    assert shutdown(timeout=10)
+    assert shutdown(timeout=10).drained
     used = tasks.seen["connections"]
     assert used
     assert all(conn.connection is None for conn in used)

@@ -66,7 +66,7 @@ def test_cancelling_a_queued_job_means_it_never_starts(store, settings, finished
     finished.wait(blocker.id)
     from slowjobs.lifecycle import shutdown
 
-    assert shutdown(timeout=10)
+    assert shutdown(timeout=10).drained
     assert "order" not in tasks.seen
     job = Job.objects.get(pk=queued.id)
     assert job.status == JobStatus.CANCELLED

@@ -117,6 +117,15 @@ class Executor(ABC):
     @abstractmethod
     def _start(self, slot: Slot, work: Work, priority: int) -> None: ...
 
+    def refuse_new(self) -> None:
+        """From now on ``reserve`` raises ExecutorShutDown (503)."""
+        with self._room:
+            self._shutdown = True
+
+    def take_pending(self) -> list[Work]:
+        """Remove and return the work that has not started (none by default)."""
+        return []
+
     def shutdown(self, wait: bool = True, *, timeout: float | None = None) -> bool:
         """Refuse new jobs; with ``wait``, wait for started ones up to ``timeout``.
 

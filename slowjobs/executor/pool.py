@@ -62,9 +62,11 @@ class PoolExecutor(Executor):
         self._tokens.put(None)
 
     def _get(self) -> _Item:
-        self._tokens.get()
-        with self._heap_lock:
-            return heapq.heappop(self._heap)
+        while True:
+            self._tokens.get()
+            with self._heap_lock:
+                if self._heap:  # else take_pending took its item: wait again
+                    return heapq.heappop(self._heap)
 
     def _start(self, slot: Slot, work: Work, priority: int) -> None:
         self._put((-priority, next(self._order), slot, work))
@@ -79,6 +81,20 @@ class PoolExecutor(Executor):
                 )
                 self._threads.append(thread)
                 thread.start()
+
+    def take_pending(self) -> list[Work]:
+        with self._heap_lock:
+            items, self._heap = self._heap, []
+        taken: list[Work] = []
+        for item in sorted(items):
+            _, _, slot, work = item
+            if slot is None or work is None:
+                with self._heap_lock:
+                    heapq.heappush(self._heap, item)  # keep stop requests
+                continue
+            slot.release()  # its token stays: a worker wakes, finds nothing
+            taken.append(work)
+        return taken
 
     def _work_loop(self) -> None:
         try:

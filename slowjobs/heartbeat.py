@@ -1,0 +1,96 @@
+"""A process's heartbeat: its WorkerProcess row and its jobs' heartbeat_at.
+
+Beats every ``SLOWJOBS_HEARTBEAT_INTERVAL`` from a thread of its own, started
+with the first job (never at import, never before a fork).  Each beat also
+re-publishes the live record of every running job, so a job that reports
+nothing for a while still shows as running.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+
+from django.db import DatabaseError
+from django.utils import timezone
+
+from . import conf, dbhygiene
+from .executor.registry import current_executor
+from .models import Job, JobStatus, WorkerProcess
+from .process import process_id
+from .running import running_jobs
+
+logger = logging.getLogger("slowjobs.heartbeat")
+
+
+class Heartbeat:
+    def __init__(self, using: str = "default") -> None:
+        self.using = using
+        self.started_at = timezone.now()
+        self._stop = threading.Event()
+        self._first = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start beating, on a thread and connection of the heartbeat's own.
+
+        It returns at once: the caller may hold a transaction (SQLite's write
+        lock) that the first beat has to wait for.
+        """
+        self._thread = threading.Thread(
+            target=self._loop, name="slowjobs-heartbeat", daemon=True
+        )
+        self._thread.start()
+
+    def wait_first_beat(self, timeout: float = 10) -> bool:
+        """Before claiming jobs: this process's row must say it is alive."""
+        return self._first.wait(timeout)
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                try:
+                    self.beat()
+                except DatabaseError:
+                    logger.exception("slowjobs: heartbeat failed; trying again")
+                self._first.set()
+                if self._stop.wait(conf.get().heartbeat_interval):
+                    return
+        finally:
+            dbhygiene.at_thread_exit()
+
+    def beat(self, *, stopping: bool = False) -> None:
+        now = timezone.now()
+        me = process_id()
+        executor = current_executor()
+        stats = executor.stats() if executor is not None else {}
+        WorkerProcess.objects.using(self.using).update_or_create(
+            id=me,
+            defaults={
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "started_at": self.started_at,
+                "last_seen": now,
+                "mode": stats.get("mode") or conf.get().executor,
+                "capacity": stats.get("capacity"),
+                "busy": stats.get("busy") or 0,
+                "queued": stats.get("queued") or 0,
+                "jobs_done": stats.get("jobs_done") or 0,
+                "stopping": stopping,
+            },
+        )
+        Job.objects.using(self.using).filter(
+            owner=me, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
+        ).update(heartbeat_at=now)
+        for job in running_jobs():
+            job.publish()
+
+    def stop(self, *, forget: bool = True) -> None:
+        """Stop beating; with ``forget``, remove this process's row."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        if forget:
+            WorkerProcess.objects.using(self.using).filter(id=process_id()).delete()
