@@ -108,6 +108,14 @@ SLOWJOBS_WORKERS = env.int("SLOWJOBS_WORKERS", default=4)
 SLOWJOBS_QUEUE_SIZE = env.int("SLOWJOBS_QUEUE_SIZE", default=100)
 SLOWJOBS_MEMCACHED = env.str("SLOWJOBS_MEMCACHED", default="")
 SLOWJOBS_MAX_UPLOAD_MB = env.int("SLOWJOBS_MAX_UPLOAD_MB", default=1024)
+SLOWJOBS_HEARTBEAT_INTERVAL = env.float("SLOWJOBS_HEARTBEAT_INTERVAL", default=5.0)
+SLOWJOBS_LEASE = env.float("SLOWJOBS_LEASE", default=30.0)
+SLOWJOBS_DRAIN_TIMEOUT = env.float("SLOWJOBS_DRAIN_TIMEOUT", default=10.0)
+SLOWJOBS_CANCEL_CHECK_INTERVAL = env.float(
+    "SLOWJOBS_CANCEL_CHECK_INTERVAL", default=0.5
+)
+# The demo server picks up what a crashed or killed server left behind.
+SLOWJOBS_ADOPT_ON_START = env.bool("SLOWJOBS_ADOPT_ON_START", default=True)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

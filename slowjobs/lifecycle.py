@@ -49,15 +49,16 @@ INTERRUPT_GRACE = 1.0
 _lock = threading.Lock()
 _heartbeat: Heartbeat | None = None
 _exit_hook_registered = False
+# Once shut down, a process stays down (a late request must not restart it).
+_closed = False
 
 
 def start(*, adopt: bool | None = None) -> None:
     """Make this process a known, beating job runner (once per process)."""
     global _heartbeat, _exit_hook_registered
     with _lock:
-        if _heartbeat is not None:
+        if _heartbeat is not None or _closed:
             return
-        running.stopping.clear()
         _heartbeat = Heartbeat()
         _heartbeat.start()
         if not _exit_hook_registered:
@@ -70,7 +71,16 @@ def start(*, adopt: bool | None = None) -> None:
 
 
 def is_started() -> bool:
-    return _heartbeat is not None
+    return _heartbeat is not None or _closed
+
+
+def reopen() -> None:
+    """Allow a new start after a shutdown (tests; a process that goes on)."""
+    global _closed
+    with _lock:
+        _closed = False
+    running.stopping.clear()
+    running.hurry.clear()
 
 
 def wait_until_known(timeout: float = 10) -> bool:
@@ -92,7 +102,7 @@ def adopt_orphans() -> int:
     )
     if room == 0:
         return 0
-    jobs = claim(process_id(), limit=room)
+    jobs = claim(process_id(), limit=room).runnable
     for job in jobs:
         spec = spec_from_job(job)
         executor.start(executor.force_slot(), JobWork(spec), priority=job.priority)
@@ -110,17 +120,19 @@ class ShutdownReport:
 
 def shutdown(*, timeout: float | None = None) -> ShutdownReport:
     """Stop this process's job machinery gracefully (see the module notes)."""
-    global _heartbeat
+    global _heartbeat, _closed
     drain = conf.get().drain_timeout if timeout is None else timeout
     began = time.monotonic()
     report = ShutdownReport()
+    with _lock:
+        _closed = True
     running.stopping.set()
     executor = current_executor()
     if executor is not None:
         executor.refuse_new()
         pending = [w.spec for w in executor.take_pending() if isinstance(w, JobWork)]
         _hand_back_queued(pending, report)
-        report.drained = shutdown_executor(wait=True, timeout=drain)
+        report.drained = _drain(began + drain)
         if not report.drained:
             still = running.running_jobs()
             for job in still:
@@ -144,6 +156,17 @@ def shutdown(*, timeout: float | None = None) -> ShutdownReport:
     return report
 
 
+def _drain(deadline: float) -> bool:
+    """Wait for started jobs until the deadline (or a hurry request)."""
+    executor = current_executor()
+    shutdown_executor(wait=False)
+    while executor is not None and executor.used:
+        if time.monotonic() >= deadline or running.hurry.is_set():
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def _hand_back_queued(specs: list[JobSpec], report: ShutdownReport) -> None:
     writer = get_writer()
     now = timezone.now()
@@ -164,6 +187,7 @@ def _hand_back_running(jobs: list[running.RunningJob], report: ShutdownReport) -
     writer = get_writer()
     now = timezone.now()
     for job in jobs:
+        job.end()  # a task that did not stop must not publish again
         entry = {
             "attempt": job.attempt,
             "owner": job.owner,
@@ -202,8 +226,11 @@ def _at_exit() -> None:
 
 
 def _forget_after_fork() -> None:
-    global _heartbeat, _lock
-    _heartbeat = None  # the parent's heartbeat thread did not come along
+    global _heartbeat, _lock, _closed
+    _heartbeat, _closed = (
+        None,
+        False,
+    )  # the parent's heartbeat thread did not come along
     _lock = threading.Lock()
     running.stopping.clear()
 

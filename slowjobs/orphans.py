@@ -12,6 +12,7 @@ the same job.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -59,29 +60,55 @@ def _interruption(job: Job, now: datetime, outcome: str) -> dict[str, Any]:
     }
 
 
-def apply_policy(job: Job, now: datetime, outcome: str) -> bool:
-    """Record an interrupted attempt on ``job``; return whether it runs again."""
-    job.history = [*job.history, _interruption(job, now, outcome)]
+def _fail(job: Job, now: datetime, error_class: str, message: str) -> None:
+    job.status = JobStatus.FAILED
+    job.error_class = error_class
+    job.error_message = message
+    job.finished_at = now
+
+
+def prepare(job: Job, now: datetime) -> bool:
+    """Decide a claimed job's fate; return whether it runs again.
+
+    A job whose attempt died with its process gets that attempt recorded and
+    its task's ``on_interrupt`` policy applied.
+    """
     try:
-        policy = on_interrupt(load_task(job))
+        task = load_task(job)
     except TaskResultDoesNotExist as exc:
-        job.status = JobStatus.FAILED
-        job.error_class = "django.tasks.exceptions.TaskResultDoesNotExist"
-        job.error_message = str(exc)
+        _fail(job, now, "django.tasks.exceptions.TaskResultDoesNotExist", str(exc))
+        return False
+    if job.status == JobStatus.RUNNING:
+        job.history = [*job.history, _interruption(job, now, "lost")]
+        policy = on_interrupt(task)
+        if policy == "fail":
+            _fail(
+                job,
+                now,
+                INTERRUPTED_CLASS,
+                f"Attempt {job.attempts} was interrupted (its process was lost); "
+                "this task does not run again after an interruption.",
+            )
+            return False
+        if policy == "restart":
+            job.checkpoint = None
+    if job.cancel_requested:
+        job.status = JobStatus.CANCELLED
+        job.error_class = CANCELLED_CLASS
+        job.error_message = "Cancelled while its process was gone."
         job.finished_at = now
         return False
-    if policy == "fail":
-        job.status = JobStatus.FAILED
-        job.error_class = INTERRUPTED_CLASS
-        job.error_message = (
-            f"Attempt {job.attempts} was interrupted ({outcome}); "
-            "this task does not run again after an interruption."
-        )
-        job.finished_at = now
-        return False
-    if policy == "restart":
-        job.checkpoint = None
+    job.status = JobStatus.QUEUED
     return True
+
+
+@dataclass
+class Claim:
+    runnable: list[Job] = field(default_factory=list)
+    ended: list[Job] = field(default_factory=list)  # failed or cancelled at claim
+
+    def __len__(self) -> int:
+        return len(self.runnable) + len(self.ended)
 
 
 CLAIM_FIELDS = [
@@ -102,34 +129,23 @@ def claim(
     limit: int | None = None,
     task_path: str | None = None,
     using: str = "default",
-) -> list[Job]:
-    """Take orphaned jobs for ``owner``; return those to run (now queued)."""
+) -> Claim:
+    """Take orphaned jobs for ``owner``: the runnable ones come back queued."""
     now = timezone.now()
-    runnable: list[Job] = []
+    result = Claim()
     with transaction.atomic(using=using):
         candidates = orphaned(using, now).select_for_update(skip_locked=True)
         if task_path:
             candidates = candidates.filter(task_path=task_path)
         jobs = list(candidates.order_by("-priority", "enqueued_at")[:limit])
         for job in jobs:
-            runs = True
-            if job.status == JobStatus.RUNNING:  # its attempt died with its process
-                runs = apply_policy(job, now, "lost")
-            if runs and job.cancel_requested:
-                job.status = JobStatus.CANCELLED
-                job.error_class = CANCELLED_CLASS
-                job.error_message = "Cancelled while its process was gone."
-                job.finished_at = now
-                runs = False
-            if runs:
-                job.status = JobStatus.QUEUED
-                runnable.append(job)
+            (result.runnable if prepare(job, now) else result.ended).append(job)
             job.owner = owner
             job.heartbeat_at = now
         if jobs:
             Job.objects.using(using).bulk_update(jobs, CLAIM_FIELDS, batch_size=500)
     forget_live_records([job.pk for job in jobs])
-    return runnable
+    return result
 
 
 def forget_live_records(tickets: list[uuid.UUID]) -> None:

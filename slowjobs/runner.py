@@ -212,6 +212,7 @@ def run_job(spec: JobSpec) -> None:
         task_started.send(sender=spec.sender, task_result=running)
         status, fields = _call(spec, running, job)
     finally:
+        job.end()
         unregister(job)
         dbhygiene.after_job()
     if status == INTERRUPTED:

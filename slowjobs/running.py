@@ -33,6 +33,8 @@ MAX_STRIDE = 1 << 16
 
 # Set when this process starts shutting down; jobs can see it.
 stopping = threading.Event()
+# Set to cut the drain short (a second Ctrl+C): hand running jobs back now.
+hurry = threading.Event()
 
 
 @dataclass(eq=False, slots=True)
@@ -64,6 +66,8 @@ class RunningJob:
     _stride: int = 1
     _calls_left: int = 0
     _settings: conf.SlowjobsSettings = field(default_factory=conf.get)
+    _publish_lock: threading.Lock = field(default_factory=threading.Lock)
+    _ended: bool = False
 
     # -- progress -------------------------------------------------------
 
@@ -116,7 +120,11 @@ class RunningJob:
     def publish(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         self._next_publish = now + self._settings.progress_interval
-        get_store().set(live_key(str(self.ticket)), self.live_record())
+        # The heartbeat publishes too: never after the record was dropped.
+        with self._publish_lock:
+            if self._ended:
+                return
+            get_store().set(live_key(str(self.ticket)), self.live_record())
         if now >= self._next_mirror:
             self._next_mirror = now + self._settings.progress_db_interval
             get_writer(self.using).update(
@@ -187,10 +195,17 @@ class RunningJob:
     def deadline_passed(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
 
+    def end(self) -> None:
+        """The task has returned: publish no more."""
+        with self._publish_lock:
+            self._ended = True
+
     def finished(self) -> None:
         """Drop the live record once the outcome is in the database."""
         key = str(self.ticket)
-        get_store().delete_many([live_key(key), cancel_key(key)])
+        with self._publish_lock:
+            self._ended = True
+            get_store().delete_many([live_key(key), cancel_key(key)])
 
 
 def cancel_requested_in_database(ticket: uuid.UUID, using: str = "default") -> bool:

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connection
 from django.tasks.signals import task_finished
 
-from slowjobs.lifecycle import shutdown
+from slowjobs.lifecycle import reopen, shutdown
 from slowjobs.progress import reset_store
 from tests import tasks
 from tests.services import Memcached, free_port, require_binary
@@ -29,10 +29,12 @@ ROOT = Path(__file__).resolve().parent.parent
 def _fresh_executor() -> Iterator[None]:
     """Each test gets its own executor; gates left shut are opened at the end."""
     shutdown(timeout=10)
+    reopen()
     yield
     for event in tasks.gates.values():
         event.set()
     assert shutdown(timeout=30).drained, "job threads did not end"
+    reopen()
     tasks.gates.clear()
     tasks.seen.clear()
     reset_store()
@@ -119,20 +121,22 @@ def child_env(**extra: str) -> dict[str, str]:
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "SECRET_KEY": "tests-only-secret-key-tests-only-secret-key-0123456789",
         "PYTHONPATH": str(ROOT),
+        "SLOWJOBS_DRAIN_TIMEOUT": "2",
     }
     env.update(extra)
     return env
 
 
-def start_gunicorn(tmp_path: Path, *, workers: int = 2, **env: str) -> Server:
+def start_gunicorn(
+    tmp_path: Path, *, workers: int = 2, extra_args: tuple[str, ...] = (), **env: str
+) -> Server:
     port = free_port()
     log = tmp_path / f"gunicorn-{port}.log"
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "gunicorn", "project.wsgi:application",
+            sys.executable, "-m", "gunicorn", "-c", "project/gunicorn.conf.py",
             "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "--worker-class", "gthread", "--threads", "4",
-            "--graceful-timeout", "10",
+            *extra_args,
         ],
         cwd=ROOT,
         env=child_env(**env),

@@ -162,3 +162,29 @@ def progress_until_gate(context, name: str) -> int:
         if step == 1:
             gate(f"{name}-started").set()
     return step
+
+
+@task(takes_context=True)
+def append_ticket(context, path: str, pause_ms: int = 0) -> str:
+    """Append this job's ticket to a file: a job run twice shows twice."""
+    import os
+    import time
+
+    if pause_ms:
+        time.sleep(pause_ms / 1000)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{context.ticket} {os.getpid()}\n".encode())
+    finally:
+        os.close(fd)
+    return context.ticket
+
+
+@task(on_interrupt="fail")
+def must_not_repeat() -> str:
+    return "ran"
+
+
+@task(takes_context=True, on_interrupt="restart")
+def restart_from_scratch(context) -> object:
+    return context.checkpoint

@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 import threading
 
-from .. import conf
+from django.utils.translation import gettext
+
+from .. import conf, running
+from ..exceptions import ExecutorShutDown
 from .base import Executor
 from .delegate import DelegateExecutor
 from .pool import PoolExecutor
@@ -40,8 +43,22 @@ def get_executor() -> Executor:
     global _executor
     with _lock:
         if _executor is None:
+            if running.stopping.is_set():
+                raise ExecutorShutDown(
+                    gettext("This server is shutting down; try again shortly."),
+                    retry_after=conf.get().retry_after,
+                )
             _executor = _build(conf.get())
         return _executor
+
+
+def install_executor(executor: Executor) -> None:
+    """Make ``executor`` this process's (a command that sizes its own)."""
+    global _executor
+    with _lock:
+        if _executor is not None and _executor is not executor:
+            raise RuntimeError("this process already has an executor")
+        _executor = executor
 
 
 def current_executor() -> Executor | None:

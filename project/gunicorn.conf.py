@@ -1,0 +1,17 @@
+"""gunicorn settings for the demo site (``gunicorn -c project/gunicorn.conf.py``)."""
+
+from __future__ import annotations
+
+import os
+
+from slowjobs.gunicorn import post_worker_init, worker_exit
+
+__all__ = ["post_worker_init", "worker_exit"]
+
+wsgi_app = "project.wsgi:application"
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_WORKERS", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", "4"))
+# Longer than SLOWJOBS_DRAIN_TIMEOUT, so the drain ends before gunicorn kills.
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))

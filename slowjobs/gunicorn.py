@@ -1,0 +1,30 @@
+"""gunicorn server hooks: start with the worker, drain before it exits.
+
+In your gunicorn config file (``-c gunicorn.conf.py``)::
+
+    from slowjobs.gunicorn import post_worker_init, worker_exit  # noqa: F401
+
+    graceful_timeout = 30   # more than SLOWJOBS_DRAIN_TIMEOUT
+
+``post_worker_init`` records the worker and, with
+``SLOWJOBS_ADOPT_ON_START``, claims orphaned jobs as it starts;
+``worker_exit`` runs the graceful shutdown (drain, then hand back) when the
+worker stops, after its last request.  Without the hooks the same happens
+lazily: with the first job, and at interpreter exit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def post_worker_init(worker: Any) -> None:
+    from slowjobs import lifecycle
+
+    lifecycle.start()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    from slowjobs import lifecycle
+
+    lifecycle.shutdown()
