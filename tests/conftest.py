@@ -142,6 +142,7 @@ def start_gunicorn(
         env=child_env(**env),
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # master and workers: one group to kill
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -155,6 +156,25 @@ def start_gunicorn(
             time.sleep(0.05)
     process.kill()
     raise RuntimeError(f"gunicorn did not listen in 30 s:\n{log.read_text()}")
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the server, master and workers at once: a crash."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(10)
+
+
+def run_command(
+    *args: str, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=child_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

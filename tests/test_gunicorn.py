@@ -73,3 +73,25 @@ def test_bad_input_over_http_is_400_not_500(gunicorn):
     page = client.post("/demo/report/", {"rows": "-1", "row_ms": 0})
     assert page.status == 400
     assert b"<form" in page.body
+
+
+def test_jobs_run_in_the_workers_of_a_preloaded_server(transactional_db, tmp_path):
+    from tests.conftest import start_gunicorn, stop
+
+    server = start_gunicorn(tmp_path, workers=2, extra_args=("--preload",))
+    try:
+        client = HttpClient(server.url)
+        tickets = []
+        for _ in range(6):
+            reply = client.post(
+                "/demo/report/", {"rows": 5, "row_ms": 1}, headers=client.api_headers()
+            )
+            assert reply.status == 202
+            tickets.append(reply.json()["status_url"])
+        for status_url in tickets:
+            status = client.wait_for_status(status_url, {"succeeded", "failed"})
+            assert status["status"] == "succeeded", status
+    finally:
+        stop(server.process)
+    pids = {job.owner.split(":")[1] for job in Job.objects.all()}
+    assert str(server.process.pid) not in pids  # never the preloading master

@@ -1,0 +1,220 @@
+"""Nothing lost: real servers killed or stopped under load, then resume_jobs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from slowjobs import jobfiles
+from slowjobs.models import Job, JobStatus
+from tests.conftest import kill_group, run_command, start_gunicorn, stop
+from tests.http_client import HttpClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Short leases so that a killed server's jobs are orphans within seconds.
+FAST_RECOVERY = {
+    "SLOWJOBS_LEASE": "2",
+    "SLOWJOBS_HEARTBEAT_INTERVAL": "0.5",
+    "SLOWJOBS_ADOPT_ON_START": "false",
+}
+
+
+def submit_reports(client: HttpClient, count: int, rows: int, row_ms: int) -> list[str]:
+    tickets = []
+    for _ in range(count):
+        reply = client.post(
+            "/demo/report/",
+            {"rows": rows, "row_ms": row_ms},
+            headers=client.api_headers(),
+        )
+        assert reply.status == 202, reply.body
+        tickets.append(reply.json()["ticket"])
+    return tickets
+
+
+def counts(tickets: list[str]) -> dict[str, int]:
+    found = dict.fromkeys(JobStatus.values, 0)
+    for status in Job.objects.filter(pk__in=tickets).values_list("status", flat=True):
+        found[status] += 1
+    return found
+
+
+def wait_until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def assert_reports_complete(tickets: list[str], rows: int) -> None:
+    for ticket in tickets:
+        job = Job.objects.get(pk=ticket)
+        assert job.status == JobStatus.SUCCEEDED, (
+            ticket,
+            job.status,
+            job.error_message,
+        )
+        path = jobfiles.resolve(job.result_file)
+        assert path is not None
+        lines = list(csv.reader(io.StringIO(path.read_text())))
+        assert lines[0] == ["row", "square"]
+        numbers = [int(line[0]) for line in lines[1:]]
+        assert numbers == list(range(1, rows + 1)), f"{ticket}: rows not exactly once"
+
+
+def test_sigkill_of_the_whole_server_loses_no_job(tmp_path: Path):
+    rows = 300
+    server = start_gunicorn(tmp_path, workers=2, SLOWJOBS_WORKERS="10", **FAST_RECOVERY)
+    client = HttpClient(server.url)
+    tickets = submit_reports(client, 40, rows=rows, row_ms=10)
+    wait_until(
+        lambda: counts(tickets)["running"] >= 10, 20, "jobs did not start running"
+    )
+    time.sleep(1.5)  # long enough for checkpoints to exist
+    before = counts(tickets)
+    kill_group(server.process)
+    assert before["running"] >= 10
+    assert before["queued"] >= 10, before
+    assert before["succeeded"] == 0, before
+    interrupted = set(
+        str(pk)
+        for pk in Job.objects.filter(pk__in=tickets, status="running").values_list(
+            "pk", flat=True
+        )
+    )
+
+    # A restarted server (not adopting) serves again; resume_jobs finishes the rest.
+    restarted = start_gunicorn(tmp_path, workers=2, **FAST_RECOVERY)
+    try:
+        assert HttpClient(restarted.url).get("/").status == 200
+        time.sleep(2.5)  # the lease runs out
+        result = run_command("resume_jobs", "--workers", "20", **FAST_RECOVERY)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "40 succeeded, 0 failed" in result.stdout, result.stdout
+    finally:
+        stop(restarted.process)
+    assert_reports_complete(tickets, rows)
+    for job in Job.objects.filter(pk__in=tickets):
+        if str(job.pk) in interrupted:
+            assert job.attempts == 2
+            assert [h["outcome"] for h in job.history] == ["lost"]
+        else:
+            assert job.attempts == 1
+            assert job.history == []
+
+
+def test_sigterm_drains_short_jobs_and_hands_back_long_ones(tmp_path: Path):
+    env = {**FAST_RECOVERY, "SLOWJOBS_DRAIN_TIMEOUT": "2", "SLOWJOBS_WORKERS": "10"}
+    server = start_gunicorn(tmp_path, workers=1, **env)
+    client = HttpClient(server.url)
+    short = submit_reports(client, 4, rows=50, row_ms=10)  # 0.5 s each
+    long = submit_reports(client, 4, rows=1500, row_ms=10)  # 15 s each
+    wait_until(lambda: counts(long)["running"] == 4, 20, "long jobs did not start")
+    time.sleep(1.2)  # a checkpoint each
+    sent = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    server.process.wait(30)
+    drain = time.monotonic() - sent
+    assert counts(short)["succeeded"] == 4
+    handed_back = Job.objects.filter(pk__in=long)
+    assert all(job.status == JobStatus.QUEUED for job in handed_back)
+    assert all(job.owner == "" for job in handed_back)
+    assert all(job.history[-1]["outcome"] == "interrupted" for job in handed_back)
+    assert all(job.checkpoint for job in handed_back)
+    assert 2 <= drain < 2 + 5, f"drain took {drain:.1f} s with a 2 s timeout"
+    # Handed back: claimable at once, no lease to wait for.
+    result = run_command("resume_jobs", "--workers", "4", **env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_reports_complete(short, 50)
+    assert_reports_complete(long, 1500)
+    for job in Job.objects.filter(pk__in=long):
+        assert job.attempts == 2
+
+
+def test_a_restarted_server_adopts_orphans_by_itself(tmp_path: Path):
+    rows = 100
+    server = start_gunicorn(tmp_path, workers=1, SLOWJOBS_WORKERS="4", **FAST_RECOVERY)
+    tickets = submit_reports(HttpClient(server.url), 6, rows=rows, row_ms=10)
+    wait_until(lambda: counts(tickets)["running"] >= 4, 20, "jobs did not start")
+    kill_group(server.process)
+    time.sleep(2.5)
+    adopting = start_gunicorn(
+        tmp_path, workers=2, **{**FAST_RECOVERY, "SLOWJOBS_ADOPT_ON_START": "true"}
+    )
+    try:
+        wait_until(
+            lambda: counts(tickets)["succeeded"] == 6, 60, "orphans were not adopted"
+        )
+    finally:
+        stop(adopting.process)
+    assert_reports_complete(tickets, rows)
+
+
+@pytest.mark.skipif(
+    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+    reason="two claimers at once need row locks (the PostgreSQL run covers it)",
+)
+def test_two_resume_commands_at_once_share_orphans_and_run_none_twice(tmp_path: Path):
+    from tests import tasks
+    from tests.test_resume import orphan
+
+    ran = tmp_path / "ran.txt"
+    jobs = [orphan(tasks.append_ticket, str(ran), 20) for _ in range(120)]
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, child_env
+
+    commands = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "resume_jobs", "--workers", "4"],
+            cwd=ROOT,
+            env=child_env(**FAST_RECOVERY),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [command.communicate(timeout=120)[0] for command in commands]
+    assert [command.returncode for command in commands] == [0, 0], outputs
+    lines = ran.read_text().splitlines()
+    tickets = [line.split()[0] for line in lines]
+    assert sorted(tickets) == sorted(str(job.pk) for job in jobs)  # each once
+    pids = {line.split()[1] for line in lines}
+    assert len(pids) == 2, "both commands ran some of the jobs"
+    assert all(job.attempts == 1 for job in Job.objects.filter(pk__in=tickets))
+
+
+def test_commands_that_run_no_jobs_start_nothing(tmp_path: Path):
+    code = (
+        "import django, threading; django.setup();"
+        "from django.core.management import call_command;"
+        "call_command('migrate', verbosity=0); call_command('check');"
+        "from slowjobs.models import WorkerProcess;"
+        "names = [t.name for t in threading.enumerate()];"
+        "assert not [n for n in names if n.startswith('slowjobs')], names;"
+        "assert not WorkerProcess.objects.exists();"
+        "print('quiet')"
+    )
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, child_env
+
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip().endswith("quiet"), result.stderr
