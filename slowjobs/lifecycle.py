@@ -51,6 +51,7 @@ _heartbeat: Heartbeat | None = None
 _exit_hook_registered = False
 # Once shut down, a process stays down (a late request must not restart it).
 _closed = False
+_adopter: threading.Thread | None = None
 
 
 def start(*, adopt: bool | None = None) -> None:
@@ -127,6 +128,8 @@ def shutdown(*, timeout: float | None = None) -> ShutdownReport:
     with _lock:
         _closed = True
     running.stopping.set()
+    if _adopter is not None:
+        _adopter.join(10)  # its claims finish, and its jobs are handed back
     executor = current_executor()
     if executor is not None:
         executor.refuse_new()
@@ -173,11 +176,7 @@ def _hand_back_queued(specs: list[JobSpec], report: ShutdownReport) -> None:
     for spec in specs:
         writer.update(
             spec.ticket,
-            expect={
-                "status": JobStatus.QUEUED,
-                "owner": spec.owner,
-                "attempts": spec.attempts,
-            },
+            expect=spec.queued_ownership(),
             changes={"owner": "", "heartbeat_at": now},
         )
         report.handed_back.append(str(spec.ticket))

@@ -69,6 +69,14 @@ class JobSpec:
     def attempts(self) -> int:
         return len(self.worker_ids)
 
+    def queued_ownership(self) -> dict[str, Any]:
+        """The conditions under which the row is still this queued job's."""
+        return {
+            "status": JobStatus.QUEUED,
+            "owner": self.owner,
+            "attempts": self.attempts,
+        }
+
     def result(self, status: TaskResultStatus, **fields: Any) -> TaskResult[..., Any]:
         return build_result(
             task=self.task,
@@ -160,7 +168,7 @@ def run_job(spec: JobSpec) -> None:
         )
         writer.update(
             spec.ticket,
-            expect={"status": JobStatus.QUEUED, "owner": spec.owner},
+            expect=spec.queued_ownership(),
             changes={
                 "status": JobStatus.CANCELLED,
                 "cancel_requested": True,
@@ -175,11 +183,7 @@ def run_job(spec: JobSpec) -> None:
         spec.ticket,
         # A cancel that comes from now on is seen by the task at its next
         # check, which records it; one that came first is handled above.
-        expect={
-            "status": JobStatus.QUEUED,
-            "owner": spec.owner,
-            "attempts": spec.attempts,
-        },
+        expect=spec.queued_ownership(),
         changes={
             "status": JobStatus.RUNNING,
             "started_at": started,

@@ -26,8 +26,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
-def _fresh_executor() -> Iterator[None]:
-    """Each test gets its own executor; gates left shut are opened at the end."""
+def _fresh_executor(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test gets its own executor; gates left shut are opened at the end.
+
+    Set up after the test database, so that job threads are stopped before
+    the database is flushed (a flush under a job's write deadlocks).
+    """
+    marker = request.node.get_closest_marker("django_db")
+    if marker is not None:
+        transactional = marker.kwargs.get("transaction", False)
+        request.getfixturevalue("transactional_db" if transactional else "db")
     shutdown(timeout=10)
     reopen()
     yield

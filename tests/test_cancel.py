@@ -4,12 +4,12 @@ import time
 import uuid
 
 import pytest
-from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client
 
 from slowjobs.models import Job, JobStatus
 from slowjobs.submitter import submitted_by
 from tests import tasks
+from tests.sessions import session_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,20 +22,12 @@ def store(request):
     return request.param
 
 
-def _owner() -> tuple[Client, str]:
-    session = SessionStore()
-    session.create()
-    client = Client()
-    client.cookies["sessionid"] = session.session_key
-    return client, session.session_key
-
-
 def _cancel(client: Client, ticket: str):
     return client.post(f"/jobs/{ticket}/cancel", HTTP_ACCEPT="application/json")
 
 
 def test_cancelling_a_running_job_stops_it(store, finished):
-    client, key = _owner()
+    client, key = session_client()
     with submitted_by(session_key=key):
         result = tasks.loop_until_cancelled.enqueue("running")
     assert tasks.gate("running-started").wait(10)
@@ -55,7 +47,7 @@ def test_cancelling_a_running_job_stops_it(store, finished):
 
 def test_cancelling_a_queued_job_means_it_never_starts(store, settings, finished):
     settings.SLOWJOBS_WORKERS = 1
-    client, key = _owner()
+    client, key = session_client()
     blocker = tasks.wait_for_gate.enqueue("queue-blocker")
     with submitted_by(session_key=key):
         queued = tasks.record_order.enqueue("must not run")
@@ -75,7 +67,7 @@ def test_cancelling_a_queued_job_means_it_never_starts(store, settings, finished
 
 
 def test_cancelling_a_finished_job_changes_nothing(store, finished):
-    client, key = _owner()
+    client, key = session_client()
     with submitted_by(session_key=key):
         result = tasks.add.enqueue(1, 1)
     finished.wait(result.id)
@@ -90,7 +82,7 @@ def test_cancelling_a_finished_job_changes_nothing(store, finished):
 
 
 def test_cancel_requested_shows_before_the_job_acknowledges(store, finished):
-    client, key = _owner()
+    client, key = session_client()
     with submitted_by(session_key=key):
         result = tasks.report_then_block.enqueue("ack")
     assert tasks.gate("ack-reported").wait(10)
@@ -105,8 +97,8 @@ def test_cancel_requested_shows_before_the_job_acknowledges(store, finished):
 
 
 def test_someone_elses_job_cannot_be_cancelled(store):
-    _, key = _owner()
-    stranger, _ = _owner()
+    _, key = session_client()
+    stranger, _ = session_client()
     with submitted_by(session_key=key):
         result = tasks.wait_for_gate.enqueue("not-yours")
     assert _cancel(stranger, result.id).status_code == 404
@@ -118,11 +110,8 @@ def test_someone_elses_job_cannot_be_cancelled(store):
 
 
 def test_cancel_with_a_session_needs_the_csrf_token():
-    session = SessionStore()
-    session.create()
-    browser = Client(enforce_csrf_checks=True)
-    browser.cookies["sessionid"] = session.session_key
-    with submitted_by(session_key=session.session_key):
+    browser, key = session_client(enforce_csrf_checks=True)
+    with submitted_by(session_key=key):
         result = tasks.wait_for_gate.enqueue("csrf")
     assert _cancel(browser, result.id).status_code == 403
     assert Job.objects.get(pk=result.id).cancel_requested is False
@@ -143,7 +132,7 @@ def test_staff_may_cancel_any_job(admin_client, finished):
 
 def test_a_running_job_sees_the_cancel_within_one_check_interval(store, settings):
     settings.SLOWJOBS_CANCEL_CHECK_INTERVAL = 0.2
-    client, key = _owner()
+    client, key = session_client()
     with submitted_by(session_key=key):
         result = tasks.loop_until_cancelled.enqueue("timely")
     assert tasks.gate("timely-started").wait(10)
@@ -155,11 +144,8 @@ def test_a_running_job_sees_the_cancel_within_one_check_interval(store, settings
 
 
 def test_the_status_page_cancel_button_redirects_back(finished):
-    session = SessionStore()
-    session.create()
-    browser = Client(enforce_csrf_checks=True)
-    browser.cookies["sessionid"] = session.session_key
-    with submitted_by(session_key=session.session_key):
+    browser, key = session_client(enforce_csrf_checks=True)
+    with submitted_by(session_key=key):
         result = tasks.loop_until_cancelled.enqueue("button")
     assert tasks.gate("button-started").wait(10)
     page = browser.get(f"/jobs/{result.id}/")

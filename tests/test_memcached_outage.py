@@ -6,8 +6,6 @@ import time
 import uuid
 
 import pytest
-from django.contrib.sessions.backends.db import SessionStore
-from django.test import Client
 
 from slowjobs.models import Job, JobStatus
 from slowjobs.progress import get_store
@@ -15,16 +13,9 @@ from slowjobs.progress.base import live_key
 from slowjobs.progress.memcached import RETRY_AFTER
 from slowjobs.submitter import submitted_by
 from tests import tasks
+from tests.sessions import session_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _owner() -> tuple[Client, str]:
-    session = SessionStore()
-    session.create()
-    client = Client(raise_request_exception=True)
-    client.cookies["sessionid"] = session.session_key
-    return client, session.session_key
 
 
 def _eventually(check, timeout: float, what: str) -> None:
@@ -40,7 +31,7 @@ def test_jobs_keep_working_while_memcached_is_down_and_use_it_again(
     settings.SLOWJOBS_PROGRESS_INTERVAL = 0.05
     settings.SLOWJOBS_PROGRESS_DB_INTERVAL = 0.1
     settings.SLOWJOBS_CANCEL_CHECK_INTERVAL = 0.05
-    client, key = _owner()
+    client, key = session_client(raise_request_exception=True)
     with submitted_by(session_key=key):
         long_job = tasks.progress_until_gate.enqueue("outage")
         doomed = tasks.progress_until_gate.enqueue("doomed")
@@ -108,7 +99,7 @@ def test_a_cancel_lost_in_a_memcached_flush_is_found_in_the_database(
 def test_status_with_memcached_up_reads_no_row_for_a_running_job(
     memcached, django_assert_num_queries, settings
 ):
-    client, key = _owner()
+    client, key = session_client(raise_request_exception=True)
     with submitted_by(session_key=key):
         result = tasks.report_then_block.enqueue("noquery")
     assert tasks.gate("noquery-reported").wait(10)

@@ -4,13 +4,13 @@ import uuid
 from datetime import datetime
 
 import pytest
-from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client
 from django.utils import timezone
 
 from slowjobs.models import Job, JobStatus
 from slowjobs.submitter import submitted_by
 from tests import tasks
+from tests.sessions import session_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,21 +30,13 @@ CONTRACT_KEYS = {
 }
 
 
-def _session_client() -> tuple[Client, str]:
-    session = SessionStore()
-    session.create()
-    client = Client()
-    client.cookies["sessionid"] = session.session_key
-    return client, session.session_key
-
-
 def _owned_job(session_key: str, task=tasks.add, *args):
     with submitted_by(session_key=session_key):
         return task.enqueue(*(args or (1, 2)))
 
 
 def test_status_json_has_exactly_the_contract_fields(finished):
-    client, key = _session_client()
+    client, key = session_client()
     result = _owned_job(key)
     finished.wait(result.id)
     response = client.get(f"/jobs/{result.id}/status")
@@ -72,7 +64,7 @@ def test_status_json_has_exactly_the_contract_fields(finished):
 
 
 def test_a_queued_job_reads_as_queued_with_nulls():
-    client, key = _session_client()
+    client, key = session_client()
     job = Job.objects.create(
         task_path="tests.tasks.noop", enqueued_at=timezone.now(), submitter_session=key
     )
@@ -86,7 +78,7 @@ def test_a_queued_job_reads_as_queued_with_nulls():
 
 
 def test_a_failed_job_shows_the_message_but_no_traceback(finished):
-    client, key = _session_client()
+    client, key = session_client()
     result = _owned_job(key, tasks.fail, "disk <full>")
     finished.wait(result.id)
     body = client.get(f"/jobs/{result.id}/status").json()
@@ -113,8 +105,8 @@ def test_unknown_or_malformed_tickets_are_404(client, ticket):
 
 
 def test_someone_elses_job_is_404_like_an_unknown_one(django_user_model):
-    owner, owner_key = _session_client()
-    other, _ = _session_client()
+    owner, owner_key = session_client()
+    other, _ = session_client()
     result = _owned_job(owner_key)
     assert owner.get(f"/jobs/{result.id}/status").status_code == 200
     assert other.get(f"/jobs/{result.id}/status").status_code == 404

@@ -141,8 +141,18 @@ class Executor(ABC):
     @abstractmethod
     def _stop_threads(self) -> None: ...
 
+    def _join(self, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        threads = self._threads_to_join()
+        for thread in threads:
+            remaining = (
+                None if deadline is None else max(0, deadline - time.monotonic())
+            )
+            thread.join(remaining)
+        return not any(thread.is_alive() for thread in threads)
+
     @abstractmethod
-    def _join(self, timeout: float | None) -> bool: ...
+    def _threads_to_join(self) -> list[threading.Thread]: ...
 
     def stats(self) -> dict[str, int | str | None]:
         return {

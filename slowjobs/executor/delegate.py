@@ -8,7 +8,6 @@ submit timeout.
 from __future__ import annotations
 
 import threading
-import time
 
 from .. import dbhygiene
 from .base import Executor, Slot, Work
@@ -46,13 +45,6 @@ class DelegateExecutor(Executor):
     def _stop_threads(self) -> None:
         """Job threads end on their own; there is no idle thread to stop."""
 
-    def _join(self, timeout: float | None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def _threads_to_join(self) -> list[threading.Thread]:
         with self._threads_lock:
-            threads = list(self._threads)
-        for thread in threads:
-            remaining = (
-                None if deadline is None else max(0, deadline - time.monotonic())
-            )
-            thread.join(remaining)
-        return not any(thread.is_alive() for thread in threads)
+            return list(self._threads)

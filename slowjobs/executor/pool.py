@@ -14,7 +14,6 @@ import heapq
 import itertools
 import queue
 import threading
-import time
 
 from .. import dbhygiene
 from .base import Executor, Slot, Work
@@ -112,16 +111,9 @@ class PoolExecutor(Executor):
             for _ in self._threads:
                 self._put(_STOP)
 
-    def _join(self, timeout: float | None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def _threads_to_join(self) -> list[threading.Thread]:
         with self._threads_lock:
-            threads = list(self._threads)
-        for thread in threads:
-            remaining = (
-                None if deadline is None else max(0, deadline - time.monotonic())
-            )
-            thread.join(remaining)
-        return not any(thread.is_alive() for thread in threads)
+            return list(self._threads)
 
     def stats(self) -> dict[str, int | str | None]:
         return {**super().stats(), "workers": self.workers, "queued": self.queue_depth}
