@@ -218,3 +218,43 @@ def test_commands_that_run_no_jobs_start_nothing(tmp_path: Path):
         timeout=60,
     )
     assert result.stdout.strip().endswith("quiet"), result.stderr
+
+
+def test_ctrl_c_stops_resume_jobs_and_hands_its_jobs_back(tmp_path: Path):
+    import subprocess
+    import sys
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.conftest import ROOT, child_env
+
+    old = timezone.now() - timedelta(hours=1)
+    job = Job.objects.create(
+        task_path="project.tasks.generate_report",
+        kwargs={"rows": 3000, "row_ms": 10},
+        owner="gone:1:1",
+        enqueued_at=old,
+        heartbeat_at=old,
+    )
+    command = subprocess.Popen(
+        [sys.executable, "manage.py", "resume_jobs"],
+        cwd=ROOT,
+        env=child_env(**FAST_RECOVERY, SLOWJOBS_DRAIN_TIMEOUT="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until(
+        lambda: Job.objects.get(pk=job.pk).status == JobStatus.RUNNING,
+        20,
+        "the resumed job did not start",
+    )
+    command.send_signal(signal.SIGINT)
+    out, err = command.communicate(timeout=30)
+    assert "Stopping: running jobs get up to 1 s" in err
+    assert "1 handed back" in out, out
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED
+    assert job.owner == ""
+    assert job.history[-1]["outcome"] == "interrupted"

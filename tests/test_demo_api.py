@@ -102,3 +102,14 @@ def test_post_without_a_session_cookie_is_an_api_call():
 
 def test_report_page_is_get_or_405(client):
     assert client.get("/demo/report/").status_code == 405
+
+
+def test_a_stopping_server_answers_503(client):
+    from slowjobs.lifecycle import shutdown
+
+    shutdown(timeout=1)
+    response = client.post("/demo/report/", {"rows": 1, "row_ms": 0}, **JSON)
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert "shutting down" in response.json()["error"]
+    assert not Job.objects.exists()
