@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Q
 from django.tasks.exceptions import TaskResultDoesNotExist
 from django.utils import timezone
 
 from . import conf
 from .cancel import CANCELLED_CLASS
+from .jobsql import statements_for
 from .models import Job, JobQuerySet, JobStatus, WorkerProcess
 from .progress import get_store
 from .progress.base import live_key
@@ -143,7 +144,22 @@ def claim(
             job.owner = owner
             job.heartbeat_at = now
         if jobs:
-            Job.objects.using(using).bulk_update(jobs, CLAIM_FIELDS, batch_size=500)
+            # One prepared UPDATE per job (pipelined on PostgreSQL): the rows
+            # are locked, so no condition is needed. bulk_update's CASE
+            # expressions cost several times more.
+            connection = connections[using]
+            with connection.cursor() as cursor:
+                statements_for(connection).update_many(
+                    cursor,
+                    [
+                        (
+                            job.pk,
+                            {},
+                            {name: getattr(job, name) for name in CLAIM_FIELDS},
+                        )
+                        for job in jobs
+                    ],
+                )
     forget_live_records([job.pk for job in jobs])
     return result
 
