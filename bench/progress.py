@@ -3,7 +3,8 @@
     .venv/bin/python bench/progress.py [--smoke]
 
 1. The cost of reporting progress: one job hashes 100,000 CSV-like rows and
-   reports progress on every row, another does the same work silently.
+   reports progress on every row, another does the same work silently (the
+   CPU time of the job's thread, the least of five runs each).
 2. Status polls of a running job: from memcached, from the database (a
    server without memcached), and a plain GET view, with wrk.
 3. Cancel latency: from POST /jobs/<ticket>/cancel to the status reading
