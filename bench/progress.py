@@ -32,10 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.run import (
     PYTHON,
     ROOT,
-    database_urls,
-    env_for,
     free_port,
-    recreate_postgres,
+    prepared_databases,
     start_server,
 )
 from tests.http_client import HttpClient
@@ -117,15 +115,8 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="slowjobs-bench-") as tmp:
             scratch = Path(tmp)
-            for name, url in database_urls(args.db.split(","), scratch).items():
-                if name == "postgres":
-                    recreate_postgres(url)
-                plain_env = env_for(url, scratch)
+            for name, plain_env in prepared_databases(args.db, scratch):
                 cached_env = {**plain_env, "SLOWJOBS_MEMCACHED": f"127.0.0.1:{port}"}
-                subprocess.run(
-                    [PYTHON, "-m", "django", "migrate", "-v0"],
-                    env=plain_env, cwd=ROOT, check=True,
-                )  # fmt: skip
                 print(f"== {name}: progress overhead", file=sys.stderr)
                 figures: dict[str, Any] = {
                     "progress": progress_overhead(cached_env, rounds)

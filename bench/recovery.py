@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import PYTHON, ROOT, database_urls, env_for, recreate_postgres
+from bench.run import PYTHON, ROOT, prepared_databases
 from tests.http_client import HttpClient
 from tests.services import free_port, wait_for_port
 
@@ -105,16 +105,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="slowjobs-bench-") as tmp:
         scratch = Path(tmp)
-        for name, url in database_urls(args.db.split(","), scratch).items():
-            if name == "postgres":
-                recreate_postgres(url)
-            env = env_for(url, scratch)
-            subprocess.run(
-                [PYTHON, "-m", "django", "migrate", "-v0"],
-                env=env,
-                cwd=ROOT,
-                check=True,
-            )
+        for name, env in prepared_databases(args.db, scratch):
             print(f"== {name}: claims and drains", file=sys.stderr)
             results["databases"][name] = {
                 "claims": claim_rate(env, count),

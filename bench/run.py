@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,20 @@ def recreate_postgres(url: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS slowjobs_bench WITH (FORCE)")
         conn.execute("CREATE DATABASE slowjobs_bench")
+
+
+def prepared_databases(
+    selected: str, scratch: Path
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """For each database asked for: a fresh, migrated one, as a child's env."""
+    for name, url in database_urls(selected.split(","), scratch).items():
+        if name == "postgres":
+            recreate_postgres(url)
+        env = env_for(url, scratch)
+        subprocess.run(
+            [PYTHON, "-m", "django", "migrate", "-v0"], env=env, cwd=ROOT, check=True
+        )
+        yield name, env
 
 
 def env_for(url: str, scratch: Path) -> dict[str, str]:
@@ -201,16 +216,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="slowjobs-bench-") as tmp:
         scratch = Path(tmp)
-        for name, url in database_urls(args.db.split(","), scratch).items():
-            if name == "postgres":
-                recreate_postgres(url)
-            env = env_for(url, scratch)
-            subprocess.run(
-                [PYTHON, "-m", "django", "migrate", "-v0"],
-                env=env,
-                cwd=ROOT,
-                check=True,
-            )
+        for name, env in prepared_databases(args.db, scratch):
             print(f"== {name}: HTTP submit", file=sys.stderr)
             http = http_figures(env, args.rounds, args.seconds, scratch)
             print(f"== {name}: in-process executor", file=sys.stderr)
