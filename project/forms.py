@@ -11,3 +11,7 @@ class ReportForm(forms.Form):
     row_ms = forms.IntegerField(
         label=_("Milliseconds per row"), min_value=0, max_value=10_000, initial=20
     )
+
+
+class ChecksumForm(forms.Form):
+    file = forms.FileField(label=_("File"))

@@ -6,6 +6,7 @@ Every variable is optional; the defaults run a self-contained site on
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -129,6 +130,11 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(BASE_DIR / "media"))
+# Uploads stream to disk (never whole in memory) beside the jobs' files, so
+# keeping one for its job is a rename, not a second copy.
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.TemporaryFileUploadHandler"]
+FILE_UPLOAD_TEMP_DIR = str(MEDIA_ROOT) + "/slowjobs/incoming"
+os.makedirs(FILE_UPLOAD_TEMP_DIR, exist_ok=True)
 
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
 SECURE_SSL_REDIRECT = HTTPS

@@ -6,15 +6,24 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
+from slowjobs import conf
 from slowjobs.csrf import csrf_protect_sessions
+from slowjobs.jobfiles import attach_input_file
 from slowjobs.responses import invalid, submit, wants_json
+from slowjobs.uploads import keep_upload, limit_upload_size, remove_stored
 
-from .forms import ReportForm
-from .tasks import generate_report
+from .forms import ChecksumForm, ReportForm
+from .tasks import checksum_file, generate_report
+
+
+def _home(request: HttpRequest, status: int = 200, **forms: object) -> HttpResponse:
+    context = {"report_form": ReportForm(), "checksum_form": ChecksumForm(), **forms}
+    context["max_upload_mb"] = conf.get().max_upload_mb
+    return render(request, "home.html", context, status=status)
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "home.html", {"report_form": ReportForm()})
+    return _home(request)
 
 
 @require_POST
@@ -26,10 +35,35 @@ def submit_report(request: HttpRequest) -> HttpResponse:
             return invalid(
                 request, {k: [str(e) for e in v] for k, v in form.errors.items()}
             )
-        return render(request, "home.html", {"report_form": form}, status=400)
+        return _home(request, 400, report_form=form)
     return submit(
         request,
         generate_report,
         rows=form.cleaned_data["rows"],
         row_ms=form.cleaned_data["row_ms"],
     )
+
+
+@require_POST
+@csrf_protect_sessions
+@limit_upload_size
+def submit_checksum(request: HttpRequest) -> HttpResponse:
+    form = ChecksumForm(request.POST, request.FILES)
+    if not form.is_valid():
+        if wants_json(request):
+            return invalid(
+                request, {k: [str(e) for e in v] for k, v in form.errors.items()}
+            )
+        return _home(request, 400, checksum_form=form)
+    name = keep_upload(form.cleaned_data["file"])
+    response = submit(request, checksum_file, name)
+    ticket = _ticket_of(response)
+    if ticket is None:  # refused: the upload is not kept
+        remove_stored(name)
+    else:
+        attach_input_file(ticket, name)
+    return response
+
+
+def _ticket_of(response: HttpResponse) -> str | None:
+    return getattr(response, "slowjobs_ticket", None)

@@ -39,3 +39,8 @@ def attach_result_file(ticket: uuid.UUID | str, path: Path) -> None:
     """Record ``path`` (inside the files folder) as the job's result file."""
     name = str(Path(path).resolve().relative_to(root()))
     Job.objects.filter(pk=ticket).update(result_file=name)
+
+
+def attach_input_file(ticket: uuid.UUID | str, name: str) -> None:
+    """Record a stored upload as the job's input (kept while the job is)."""
+    Job.objects.filter(pk=ticket).update(input_file=name)

@@ -33,7 +33,9 @@ def wants_json(request: HttpRequest) -> bool:
 def accepted(request: HttpRequest, result: TaskResult[..., Any]) -> HttpResponse:
     page_url = reverse("slowjobs:page", args=[result.id])
     if not wants_json(request):
-        return HttpResponseRedirect(page_url, status=303)
+        redirect = HttpResponseRedirect(page_url, status=303)
+        redirect.slowjobs_ticket = result.id  # type: ignore[attr-defined]
+        return redirect
     status_url = reverse("slowjobs:status", args=[result.id])
     session = getattr(request, "session", None)
     if session is not None and session.session_key:
@@ -49,6 +51,7 @@ def accepted(request: HttpRequest, result: TaskResult[..., Any]) -> HttpResponse
         status=202,
     )
     response["Location"] = request.build_absolute_uri(status_url)
+    response.slowjobs_ticket = result.id  # type: ignore[attr-defined]
     return response
 
 

@@ -38,9 +38,11 @@ class HttpClient:
         path: str,
         data: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        body: bytes | None = None,
     ) -> Reply:
         url = path if path.startswith("http") else self.base_url + path
-        body = urllib.parse.urlencode(data).encode() if data is not None else None
+        if data is not None:
+            body = urllib.parse.urlencode(data).encode()
         request = urllib.request.Request(
             url, data=body, method=method, headers=headers or {}
         )
@@ -67,6 +69,11 @@ class HttpClient:
     def post(self, path: str, data: dict[str, Any], **kwargs: Any) -> Reply:
         return self.request("POST", path, data, **kwargs)
 
+    def upload(self, path: str, field: str, filename: str, content: bytes) -> Reply:
+        body, content_type = multipart({field: (filename, content)})
+        headers = {**self.api_headers(), "Content-Type": content_type}
+        return self.request("POST", path, headers=headers, body=body)
+
     def wait_for_status(
         self, status_url: str, statuses: set[str], timeout: float = 30
     ) -> dict[str, Any]:
@@ -81,3 +88,18 @@ class HttpClient:
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
+
+
+def multipart(fields: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
+    """A multipart/form-data body of files: {field: (filename, content)}."""
+    boundary = "----slowjobs-test-boundary"
+    parts = []
+    for name, (filename, content) in fields.items():
+        head = (
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        )
+        parts.append(head.encode() + content + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"

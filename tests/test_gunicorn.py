@@ -95,3 +95,33 @@ def test_jobs_run_in_the_workers_of_a_preloaded_server(transactional_db, tmp_pat
         stop(server.process)
     pids = {job.owner.split(":")[1] for job in Job.objects.all()}
     assert str(server.process.pid) not in pids  # never the preloading master
+
+
+def test_a_large_upload_is_checksummed_over_http(gunicorn):
+    import hashlib
+    import os
+
+    content = os.urandom(8 * 1024 * 1024) + b"\n" * 3
+    client = HttpClient(gunicorn.url)
+    reply = client.upload("/demo/checksum/", "file", "random.bin", content)
+    assert reply.status == 202, reply.body
+    status = client.wait_for_status(reply.json()["status_url"], {"succeeded", "failed"})
+    assert status["status"] == "succeeded", status
+    assert status["result"]["sha256"] == hashlib.sha256(content).hexdigest()
+    assert status["result"]["bytes"] == len(content)
+    assert status["progress"]["percent"] == 100.0
+
+
+def test_an_upload_over_the_limit_is_413_over_http(transactional_db, tmp_path):
+    from tests.conftest import start_gunicorn, stop
+
+    server = start_gunicorn(tmp_path, workers=1, SLOWJOBS_MAX_UPLOAD_MB="1")
+    try:
+        client = HttpClient(server.url)
+        reply = client.upload("/demo/checksum/", "file", "big.bin", b"x" * 3_000_000)
+        assert reply.status == 413
+        assert reply.json()["error"] == "The upload is larger than 1 MB."
+        assert client.get("/").status == 200  # the server is fine
+    finally:
+        stop(server.process)
+    assert not Job.objects.exists()

@@ -1,0 +1,124 @@
+"""Large uploads: streamed to disk, bounded, and kept with their job.
+
+An upload never sits whole in memory: ``TemporaryFileUploadHandler`` writes
+it to a temporary file (in ``FILE_UPLOAD_TEMP_DIR``) as it arrives, and
+``keep_upload`` renames that file into the jobs' folder.  Put
+``FILE_UPLOAD_TEMP_DIR`` on the same file system as ``SLOWJOBS_FILES_DIR``
+(the demo does) and that is a rename, not a second copy, however large.
+``limit_upload_size`` answers ``413`` when the declared length is over
+``SLOWJOBS_MAX_UPLOAD_MB``, and ``SizeLimitHandler`` stops a body that lies
+about its length or sends none.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
+from django.core.files.uploadhandler import (
+    FileUploadHandler,
+    StopUpload,
+    TemporaryFileUploadHandler,
+)
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.utils.translation import gettext
+
+from . import conf, jobfiles
+
+View = Callable[..., HttpResponseBase]
+
+
+def max_upload_bytes() -> int:
+    return conf.get().max_upload_mb * 1024 * 1024
+
+
+class SizeLimitHandler(FileUploadHandler):
+    """Counts the bytes of every file as they stream; stops past the limit."""
+
+    def handle_raw_input(self, *args: Any, **kwargs: Any) -> None:
+        self.limit = max_upload_bytes()
+        self.seen = 0
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        self.seen += len(raw_data)
+        if self.seen > self.limit:
+            self.request.slowjobs_upload_too_large = True  # type: ignore[union-attr]
+            raise StopUpload(connection_reset=True)
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None
+
+
+def too_large(request: HttpRequest) -> JsonResponse:
+    limit = conf.get().max_upload_mb
+    return JsonResponse(
+        {
+            "error": gettext("The upload is larger than %(limit)d MB.")
+            % {"limit": limit},
+            "max_upload_mb": limit,
+        },
+        status=413,
+    )
+
+
+def limit_upload_size(view: View) -> View:
+    """Answer 413 for an upload over the limit, before reading its body."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        # The form's other fields and the multipart framing take a little.
+        if declared > max_upload_bytes() + 64 * 1024:
+            return too_large(request)
+        request.upload_handlers = [
+            SizeLimitHandler(request),
+            TemporaryFileUploadHandler(request),
+        ]
+        response = view(request, *args, **kwargs)
+        if getattr(request, "slowjobs_upload_too_large", False):
+            return too_large(request)
+        return response
+
+    return wrapper
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def keep_upload(upload: UploadedFile) -> str:  # type: ignore[type-arg]
+    """Move an upload into the jobs' folder; return its stored name."""
+    original = _UNSAFE.sub("_", Path(upload.name or "upload").name)[-100:] or "upload"
+    folder = jobfiles.root() / "inputs" / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    destination = folder / original
+    if isinstance(upload, TemporaryUploadedFile):
+        try:
+            os.replace(upload.temporary_file_path(), destination)
+            return str(destination.relative_to(jobfiles.root()))
+        except OSError:  # another file system: copy it, in chunks
+            pass
+    with destination.open("wb") as out:
+        for chunk in upload.chunks(1024 * 1024):
+            out.write(chunk)
+    return str(destination.relative_to(jobfiles.root()))
+
+
+def remove_stored(name: str) -> None:
+    """Delete a stored file and its per-upload folder."""
+    path = jobfiles.resolve(name)
+    if path is None:
+        return
+    path.unlink(missing_ok=True)
+    if path.parent != jobfiles.root() and not any(path.parent.iterdir()):
+        shutil.rmtree(path.parent, ignore_errors=True)
