@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import mimetypes
 import uuid
 from typing import Any
@@ -16,6 +17,7 @@ from django.http import (
 )
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
@@ -25,6 +27,7 @@ from . import jobfiles
 from .access import get_visible_job, is_staff
 from .cancel import CancelOutcome, cancel
 from .csrf import csrf_protect_sessions
+from .models import Job, JobStatus
 from .responses import wants_json
 from .status import live_payload, status_payload
 
@@ -80,14 +83,47 @@ def job_cancel(request: HttpRequest, ticket: str) -> HttpResponse:
     return JsonResponse(payload, status=202)
 
 
+def _duration(seconds: float | None) -> str:
+    if seconds is None or seconds < 0:
+        return ""
+    whole = round(seconds)
+    hours, minutes, secs = whole // 3600, whole % 3600 // 60, whole % 60
+    parts = ([f"{hours} h"] if hours else []) + (
+        [f"{minutes} min"] if hours or minutes else []
+    )
+    return " ".join([*parts, f"{secs} s"])
+
+
+def _timing(job: Job) -> tuple[str, str]:
+    """Elapsed time and, from the progress so far, an estimate of time left."""
+    if job.started_at is None:
+        return "", ""
+    end = job.finished_at or timezone.now()
+    elapsed = (end - job.started_at).total_seconds()
+    percent = job.percent
+    left = None
+    if not job.is_finished and percent and percent < 100:
+        left = elapsed * (100 - percent) / percent
+    return _duration(elapsed), _duration(left)
+
+
 @never_cache
 @require_safe
 def job_page(request: HttpRequest, ticket: str) -> HttpResponse:
     job = get_visible_job(request, ticket)
+    status = status_payload(job, staff=is_staff(request))
+    elapsed, eta = _timing(job)
     return render(
         request,
         "slowjobs/job_page.html",
-        {"job": job, "status": status_payload(job, staff=is_staff(request))},
+        {
+            "job": job,
+            "status": status,
+            "elapsed": elapsed,
+            "eta": eta,
+            "result_json": json.dumps(status["result"], indent=2),
+            "status_labels": {value: str(label) for value, label in JobStatus.choices},
+        },
     )
 
 

@@ -127,6 +127,7 @@ def child_env(**extra: str) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "project.settings",
         "DATABASE_URL": database_url(),
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "STATIC_ROOT": str(settings.STATIC_ROOT),
         "SECRET_KEY": "tests-only-secret-key-tests-only-secret-key-0123456789",
         "PYTHONPATH": str(ROOT),
         "SLOWJOBS_DRAIN_TIMEOUT": "2",
@@ -195,8 +196,18 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+@pytest.fixture(scope="session")
+def collected_static(django_db_blocker: Any) -> None:
+    """The servers serve static files from STATIC_ROOT, as in production."""
+    from django.core.management import call_command
+
+    call_command("collectstatic", "--noinput", verbosity=0)
+
+
 @pytest.fixture
-def gunicorn(transactional_db: None, tmp_path: Path) -> Iterator[Server]:
+def gunicorn(
+    transactional_db: None, collected_static: None, tmp_path: Path
+) -> Iterator[Server]:
     server = start_gunicorn(
         tmp_path, DEBUG=os.environ.get("TEST_SERVER_DEBUG", "false")
     )

@@ -1,0 +1,82 @@
+// Live status page: polls the status JSON until the job has finished.
+// Without JavaScript the page refreshes itself (see the <noscript> tag).
+(function () {
+  "use strict";
+  const page = document.getElementById("job");
+  if (!page) return;
+  const statusUrl = page.dataset.statusUrl;
+  const finished = new Set(["succeeded", "failed", "cancelled"]);
+  const $ = (id) => document.getElementById(id);
+  let startedAt = page.dataset.startedAt ? new Date(page.dataset.startedAt) : null;
+  let stopped = false;
+  const labels = JSON.parse($("status-labels").textContent);
+
+  function duration(seconds) {
+    if (seconds === null || !isFinite(seconds) || seconds < 0) return "—";
+    seconds = Math.round(seconds);
+    const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60);
+    const s = seconds % 60;
+    return (h ? h + " h " : "") + (h || m ? m + " min " : "") + s + " s";
+  }
+
+  function render(job) {
+    $("status").textContent = labels[job.status] || job.status;
+    $("status").className = "status-" + job.status;
+    const percent = job.progress.percent;
+    $("bar").value = percent === null ? 0 : percent;
+    $("percent").textContent = percent === null ? "—" : percent.toFixed(1) + "%";
+    $("message").textContent = job.progress.message || "";
+    if (job.started_at) startedAt = new Date(job.started_at);
+    const end = job.finished_at ? new Date(job.finished_at) : new Date();
+    const elapsed = startedAt ? (end - startedAt) / 1000 : null;
+    $("elapsed").textContent = duration(elapsed);
+    const left = percent && percent < 100 && elapsed !== null && !job.finished_at
+      ? elapsed * (100 - percent) / percent : null;
+    $("eta").textContent = job.finished_at ? "—" : duration(left);
+    $("cancelling").hidden = !(job.cancel_requested && !finished.has(job.status));
+    if (finished.has(job.status)) {
+      if ($("cancel-form")) $("cancel-form").hidden = true;
+      if (job.error) {
+        $("error").textContent = job.error;
+        $("error-row").hidden = $("error-row-label").hidden = false;
+      }
+      if (job.result !== null && job.status === "succeeded") {
+        $("result").textContent = JSON.stringify(job.result, null, 2);
+        $("result-row").hidden = $("result-row-label").hidden = false;
+      }
+      if (job.result_url) {
+        $("download").href = job.result_url;
+        $("download-row").hidden = $("download-row-label").hidden = false;
+      }
+    }
+  }
+
+  async function poll() {
+    if (stopped) return;
+    try {
+      const response = await fetch(statusUrl, {
+        headers: { Accept: "application/json" }, credentials: "same-origin",
+      });
+      if (response.ok) {
+        const job = await response.json();
+        render(job);
+        if (finished.has(job.status)) { stopped = true; return; }
+      }
+    } catch (error) { /* the server is restarting: try again */ }
+    setTimeout(poll, 1000);
+  }
+
+  const form = $("cancel-form");
+  if (form) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const token = form.querySelector("[name=csrfmiddlewaretoken]").value;
+      const response = await fetch(form.action, {
+        method: "POST", credentials: "same-origin",
+        headers: { Accept: "application/json", "X-CSRFToken": token },
+      });
+      if (response.ok) render(await response.json());
+    });
+  }
+  setTimeout(poll, 500);
+})();

@@ -1,0 +1,141 @@
+"""The pages in a real browser: Debian's headless Chromium, driven by
+Playwright, against the demo site under gunicorn."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.services import require_binary
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    chromium = require_binary("chromium", "apt-get install chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    # Playwright's sync API keeps an event loop in this thread; the test
+    # database's own (synchronous) set-up and flush are still safe.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=chromium, args=CHROMIUM_FLAGS
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, gunicorn) -> Iterator[Any]:
+    context = browser.new_context(base_url=gunicorn.url, accept_downloads=True)
+    context.set_default_timeout(TIMEOUT_MS)
+    yield context.new_page()
+    context.close()
+
+
+def wait_for_status(page, label: str) -> None:
+    page.wait_for_function(
+        "label => document.getElementById('status').textContent.trim() === label",
+        arg=label,
+    )
+
+
+def test_report_form_bar_reaches_100_and_the_csv_downloads(page):
+    page.goto("/")
+    page.fill("#id_rows", "40")
+    page.fill("#id_row_ms", "25")
+    page.click("text=Build the report")
+    page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}/$"))
+    wait_for_status(page, "Succeeded")
+    assert page.eval_on_selector("#bar", "bar => bar.value") == 100
+    assert page.inner_text("#percent") == "100.0%"
+    assert page.inner_text("#message") == "row 40 of 40"
+    assert not page.is_visible("#cancel-form")
+    with page.expect_download() as download_info:
+        page.click("#download")
+    path = download_info.value.path()
+    rows = list(csv.reader(io.StringIO(path.read_text())))
+    assert [int(row[0]) for row in rows[1:]] == list(range(1, 41))
+
+
+def test_checksum_form_reports_the_files_sha256(page, tmp_path):
+    content = os.urandom(3 * 1024 * 1024) + b"a\nb\n"
+    upload = tmp_path / "sample.bin"
+    upload.write_bytes(content)
+    page.goto("/")
+    page.set_input_files("#id_file", str(upload))
+    page.click("text=Upload and checksum")
+    page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}/$"))
+    wait_for_status(page, "Succeeded")
+    result = page.inner_text("#result")
+    assert hashlib.sha256(content).hexdigest() in result
+    assert f'"bytes": {len(content)}' in result
+
+
+def test_a_running_report_can_be_cancelled_from_its_page(page):
+    page.goto("/")
+    page.fill("#id_rows", "5000")
+    page.fill("#id_row_ms", "10")
+    page.click("text=Build the report")
+    page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}/$"))
+    wait_for_status(page, "Running")
+    page.wait_for_function("() => document.getElementById('bar').value > 0")
+    page.click("#cancel-form button")
+    wait_for_status(page, "Cancelled")
+    assert page.inner_text("#error") == "Cancelled while running."
+    assert not page.is_visible("#cancel-form")
+
+
+def test_another_visitor_cannot_see_the_job(browser, gunicorn, page):
+    page.goto("/")
+    page.fill("#id_rows", "5")
+    page.fill("#id_row_ms", "0")
+    page.click("text=Build the report")
+    page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}/$"))
+    job_url = page.url
+    stranger = browser.new_context()
+    try:
+        other = stranger.new_page()
+        response = other.goto(job_url)
+        assert response.status == 404
+        status = other.goto(job_url + "status")
+        assert status.status == 404
+        assert "ticket" not in other.content()
+    finally:
+        stranger.close()
+
+
+def test_without_javascript_the_page_still_shows_progress_and_refreshes(
+    browser, gunicorn
+):
+    context = browser.new_context(base_url=gunicorn.url, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto("/")
+        page.fill("#id_rows", "300")
+        page.fill("#id_row_ms", "10")
+        page.click("text=Build the report")
+        page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}/$"))
+        assert 'http-equiv="refresh"' in page.content()
+        # The page reloads by itself until the job has finished.
+        wait_for_status(page, "Succeeded")
+    finally:
+        context.close()
