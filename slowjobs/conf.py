@@ -57,6 +57,8 @@ DEFAULTS: dict[str, Any] = {
     "SLOWJOBS_DRAIN_TIMEOUT": 10.0,
     # Whether a serving process claims orphaned jobs when it starts.
     "SLOWJOBS_ADOPT_ON_START": False,
+    # Days a finished job (and its files) is kept before purge_jobs removes it.
+    "SLOWJOBS_RETENTION_DAYS": 7,
 }
 
 
@@ -78,6 +80,7 @@ class SlowjobsSettings:
     lease: float
     drain_timeout: float
     adopt_on_start: bool
+    retention_days: int
 
 
 def _raw(name: str) -> Any:
@@ -168,6 +171,7 @@ def load() -> SlowjobsSettings:
         lease=lease,
         drain_timeout=_seconds("SLOWJOBS_DRAIN_TIMEOUT"),
         adopt_on_start=_bool("SLOWJOBS_ADOPT_ON_START"),
+        retention_days=_int("SLOWJOBS_RETENTION_DAYS", minimum=0) or 0,
     )
 
 

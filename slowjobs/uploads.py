@@ -27,10 +27,11 @@ from django.core.files.uploadhandler import (
     StopUpload,
     TemporaryFileUploadHandler,
 )
-from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.utils.translation import gettext
 
 from . import conf, jobfiles
+from .responses import wants_json
 
 View = Callable[..., HttpResponseBase]
 
@@ -57,16 +58,12 @@ class SizeLimitHandler(FileUploadHandler):
         return None
 
 
-def too_large(request: HttpRequest) -> JsonResponse:
+def too_large(request: HttpRequest) -> HttpResponse:
     limit = conf.get().max_upload_mb
-    return JsonResponse(
-        {
-            "error": gettext("The upload is larger than %(limit)d MB.")
-            % {"limit": limit},
-            "max_upload_mb": limit,
-        },
-        status=413,
-    )
+    message = gettext("The upload is larger than %(limit)d MB.") % {"limit": limit}
+    if wants_json(request):
+        return JsonResponse({"error": message, "max_upload_mb": limit}, status=413)
+    return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
 
 
 def limit_upload_size(view: View) -> View:

@@ -89,3 +89,11 @@ def test_a_refused_upload_is_not_kept(client, settings):
     assert response.status_code == 503
     assert kept_files() == before
     gate.set()
+
+
+def test_a_browser_upload_over_the_limit_gets_a_readable_413(client, settings):
+    settings.SLOWJOBS_MAX_UPLOAD_MB = 1
+    upload = SimpleUploadedFile("big.bin", b"x" * (2 * 1024 * 1024))
+    response = client.post("/demo/checksum/", {"file": upload})
+    assert response.status_code == 413
+    assert response.content == b"The upload is larger than 1 MB."
