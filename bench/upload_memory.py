@@ -76,6 +76,7 @@ def main() -> None:
                 digest.update(block)
                 handle.write(block)
         _, env = next(prepared_databases("sqlite", scratch))
+        env = {**env, "DJANGO_SETTINGS_MODULE": "project.settings"}  # the demo's URLs
         port = free_port()
         server = subprocess.Popen(
             [PYTHON, "-m", "gunicorn", "-c", "project/gunicorn.conf.py",
@@ -93,6 +94,7 @@ def main() -> None:
             idle = memory_kib(pid)["VmRSS"]
             body, length = stream_body(source)
             started = time.perf_counter()
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
             connection.request(
                 "POST", "/demo/checksum/", body=body,
                 headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
@@ -102,9 +104,12 @@ def main() -> None:
             answer = json.loads(reply.read())
             uploaded = time.perf_counter() - started
             assert reply.status == 202, answer
-            cookie = reply.getheader("Set-Cookie", "").split(";")[0]
+            cookie = "; ".join(
+                header.split(";")[0] for header in reply.headers.get_all("Set-Cookie")
+            )
             status_path = f"/jobs/{answer['ticket']}/status"
             while True:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
                 connection.request("GET", status_path, headers={"Cookie": cookie})
                 status = json.loads(connection.getresponse().read())
                 if status["status"] not in ("queued", "running"):
@@ -112,6 +117,9 @@ def main() -> None:
                 time.sleep(0.2)
             done = time.perf_counter() - started
             peak = memory_kib(pid)["VmHWM"]
+        except Exception:
+            print((scratch / "g.log").read_text()[-3000:], file=sys.stderr)
+            raise
         finally:
             server.terminate()
             server.wait(30)

@@ -85,6 +85,7 @@ def test_checksum_form_reports_the_files_sha256(page, tmp_path):
     page.click("text=Upload and checksum")
     page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}/$"))
     wait_for_status(page, "Succeeded")
+    assert page.eval_on_selector("#bar", "bar => bar.value") == 100
     result = page.inner_text("#result")
     assert hashlib.sha256(content).hexdigest() in result
     assert f'"bytes": {len(content)}' in result
