@@ -1,36 +1,307 @@
-"""Job admin: a read-mostly window onto the Job table."""
+"""The Django admin for jobs and the processes that run them.
+
+Staff see every job with its live progress, filter and search them, and act
+on them in bulk: cancel (queued or running), re-run (failed or cancelled:
+a *new* job with the same task, arguments and submitter; the old one stays
+as it was), and delete finished ones with their files.  Each action needs
+its own permission (``cancel_job``, ``rerun_job``, ``delete_job``).
+"""
 
 from __future__ import annotations
 
-from django.contrib import admin
-from django.http import HttpRequest
+import json
+import uuid
+from typing import Any
 
-from .models import Job
+from django.contrib import admin, messages
+from django.contrib.admin.options import ActionLocation
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import URLPattern, path
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from .cancel import cancel
+from .exceptions import ExecutorFull
+from .models import Job, JobQuerySet, JobStatus, WorkerProcess, percent
+from .results import load_task
+from .submitter import submitted_by
+from .uploads import remove_stored
 
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
-        "id",
+        "ticket",
         "task_path",
-        "status",
-        "progress_display",
-        "attempts",
+        "status_badge",
+        "progress_bar",
+        "submitter",
         "owner",
+        "attempts",
         "enqueued_at",
-        "started_at",
-        "finished_at",
+        "queue_wait",
+        "run_time",
     )
-    list_filter = ("status", "task_path", "enqueued_at")
-    search_fields = ("id", "task_path", "submitted_by__username", "submitter_session")
+    list_filter = ("status", "task_path", ("enqueued_at", admin.DateFieldListFilter))
+    search_fields = ("=id", "task_path", "submitted_by__username", "=submitter_session")
     list_select_related = ("submitted_by",)
+    list_per_page = 50
+    show_full_result_count = False  # no COUNT(*) over every job on each page
     date_hierarchy = "enqueued_at"
-    readonly_fields = [field.name for field in Job._meta.fields]
+    actions = ["cancel_jobs", "rerun_jobs", "delete_finished_jobs"]
+    readonly_fields = [field.name for field in Job._meta.fields] + [
+        "error_traceback_display",
+        "history_display",
+    ]
+    exclude = ("error_traceback", "history")
+    change_list_template = "admin/slowjobs/job/change_list.html"
 
-    @admin.display(description="progress")
-    def progress_display(self, job: Job) -> str:
-        percent = job.percent
-        return "" if percent is None else f"{percent:g}%"
+    # -- columns --------------------------------------------------------------
+
+    @admin.display(description=_("ticket"), ordering="id")
+    def ticket(self, job: Job) -> str:
+        return str(job.pk)[:8]
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, job: Job) -> str:
+        return format_html(
+            '<span class="slowjobs-status" data-ticket="{}">{}</span>',
+            job.pk,
+            job.get_status_display(),
+        )
+
+    @admin.display(description=_("progress"))
+    def progress_bar(self, job: Job) -> str:
+        value = job.percent
+        return format_html(
+            '<progress class="slowjobs-bar" data-ticket="{}" max="100" value="{}">'
+            '</progress> <span class="slowjobs-percent" data-ticket="{}">{}</span>',
+            job.pk,
+            0 if value is None else value,
+            job.pk,
+            "" if value is None else f"{value:g}%",
+        )
+
+    @admin.display(description=_("submitter"))
+    def submitter(self, job: Job) -> str:
+        if job.submitted_by is not None:
+            return str(job.submitted_by)
+        return f"session {job.submitter_session[:8]}" if job.submitter_session else "—"
+
+    @admin.display(description=_("queue wait"))
+    def queue_wait(self, job: Job) -> str:
+        if job.started_at is None:
+            return "—"
+        return f"{(job.started_at - job.enqueued_at).total_seconds():.2f} s"
+
+    @admin.display(description=_("run time"))
+    def run_time(self, job: Job) -> str:
+        if job.started_at is None or job.finished_at is None:
+            return "—"
+        return f"{(job.finished_at - job.started_at).total_seconds():.2f} s"
+
+    @admin.display(description=_("error traceback"))
+    def error_traceback_display(self, job: Job) -> str:
+        return format_html("<pre>{}</pre>", job.error_traceback or "—")
+
+    @admin.display(description=_("interrupted attempts"))
+    def history_display(self, job: Job) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(job.history, indent=2))
+
+    # -- permissions ----------------------------------------------------------
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # jobs are enqueued by code, not typed in
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the record is the history: read only
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("slowjobs.cancel_job")
+
+    def has_rerun_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("slowjobs.rerun_job")
+
+    # -- actions --------------------------------------------------------------
+
+    @admin.action(description=_("Cancel the selected jobs"), permissions=["cancel"])
+    def cancel_jobs(self, request: HttpRequest, queryset: JobQuerySet) -> None:
+        unfinished = list(queryset.unfinished().values_list("pk", flat=True))
+        for ticket in unfinished:
+            cancel(ticket)
+        skipped = queryset.count() - len(unfinished)
+        self.message_user(
+            request,
+            ngettext(
+                "Cancel requested for %(count)d job.",
+                "Cancel requested for %(count)d jobs.",
+                len(unfinished),
+            )
+            % {"count": len(unfinished)}
+            + (f" {skipped} had already finished." if skipped else ""),
+            messages.SUCCESS,
+        )
+
+    @admin.action(description=_("Re-run the selected jobs"), permissions=["rerun"])
+    def rerun_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        again = queryset.filter(status__in=[JobStatus.FAILED, JobStatus.CANCELLED])
+        started = 0
+        for job in again.select_related("submitted_by"):
+            try:
+                task = load_task(job)
+                with submitted_by(
+                    user=job.submitted_by, session_key=job.submitter_session
+                ):
+                    task.enqueue(*job.args, **job.kwargs)
+                started += 1
+            except ExecutorFull as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                break
+            except Exception as exc:  # a task that no longer imports, say
+                self.message_user(request, f"{job.pk}: {exc}", messages.ERROR)
+        skipped = queryset.count() - again.count()
+        self.message_user(
+            request,
+            ngettext(
+                "Started %(count)d new job.", "Started %(count)d new jobs.", started
+            )
+            % {"count": started}
+            + (f" {skipped} were neither failed nor cancelled." if skipped else ""),
+            messages.SUCCESS if started else messages.WARNING,
+        )
+
+    @admin.action(
+        description=_("Delete the selected finished jobs and their files"),
+        permissions=["delete"],
+    )
+    def delete_finished_jobs(self, request: HttpRequest, queryset: JobQuerySet) -> None:
+        finished = queryset.finished()
+        for input_file, result_file in finished.values_list(
+            "input_file", "result_file"
+        ):
+            for name in filter(None, (input_file, result_file)):
+                remove_stored(name)
+        deleted = finished.delete()[0]
+        self.message_user(
+            request,
+            ngettext("Deleted %(count)d job.", "Deleted %(count)d jobs.", deleted)
+            % {"count": deleted},
+            messages.SUCCESS,
+        )
+
+    def get_actions(
+        self,
+        request: HttpRequest,
+        action_location: ActionLocation = ActionLocation.CHANGE_LIST,
+    ) -> dict[str, Any]:
+        actions = super().get_actions(request, action_location=action_location)
+        actions.pop("delete_selected", None)  # unfinished jobs must not vanish
+        return actions
+
+    # -- the list's extras: counts per status, live progress ------------------
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        counts = dict(
+            Job.objects.values_list("status").annotate(n=Count("pk")).order_by()
+        )
+        extra = {
+            "status_counts": [
+                (label, counts.get(value, 0)) for value, label in JobStatus.choices
+            ],
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "progress/",
+                self.admin_site.admin_view(self.progress_view),
+                name="slowjobs_job_progress",
+            ),
+            *super().get_urls(),
+        ]
+
+    def progress_view(self, request: HttpRequest) -> JsonResponse:
+        """Status and progress of the jobs on the page (staff who may view)."""
+        if not self.has_view_permission(request):
+            return JsonResponse({"error": "forbidden"}, status=403)
+        tickets = request.GET.getlist("t")[:200]
+        rows = Job.objects.filter(pk__in=_valid_uuids(tickets)).values_list(
+            "pk", "status", "progress_current", "progress_total", "progress_message"
+        )
+        labels = dict(JobStatus.choices)
+        return JsonResponse(
+            {
+                str(pk): {
+                    "status": str(labels[status]),
+                    "finished": status in JobStatus.finished(),
+                    "percent": percent(current, total),
+                    "message": message,
+                }
+                for pk, status, current, total, message in rows
+            }
+        )
+
+
+def _valid_uuids(values: list[str]) -> list[str]:
+    valid = []
+    for value in values:
+        try:
+            valid.append(str(uuid.UUID(value)))
+        except ValueError:
+            continue
+    return valid
+
+
+@admin.register(WorkerProcess)
+class WorkerProcessAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Every process that runs jobs; the dead ones with what they left."""
+
+    list_display = (
+        "id",
+        "host",
+        "pid",
+        "mode",
+        "capacity",
+        "busy",
+        "queued",
+        "jobs_done",
+        "last_seen",
+        "alive",
+        "unfinished_jobs",
+    )
+    readonly_fields = [field.name for field in WorkerProcess._meta.fields]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WorkerProcess]:
+        left = (
+            Job.objects.unfinished()
+            .filter(owner=OuterRef("id"))
+            .order_by()
+            .values("owner")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        processes: QuerySet[WorkerProcess] = super().get_queryset(request)
+        return processes.annotate(unfinished=Coalesce(Subquery(left), 0))
+
+    @admin.display(boolean=True, description=_("alive"))
+    def alive(self, process: WorkerProcess) -> bool:
+        from .orphans import lease_cutoff
+
+        return not process.stopping and process.last_seen >= lease_cutoff()
+
+    @admin.display(description=_("unfinished jobs"), ordering="unfinished")
+    def unfinished_jobs(self, process: WorkerProcess) -> int:
+        return int(getattr(process, "unfinished", 0))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

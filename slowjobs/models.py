@@ -132,6 +132,10 @@ class Job(models.Model):
         verbose_name = _("job")
         verbose_name_plural = _("jobs")
         ordering = ["-enqueued_at"]
+        permissions = [
+            ("cancel_job", _("Can cancel queued or running jobs")),
+            ("rerun_job", _("Can re-run failed or cancelled jobs")),
+        ]
         # Every index is paid for on each of a job's writes: only what the
         # admin and recovery look up (status first, then the owner whose
         # jobs need resuming) is indexed.
