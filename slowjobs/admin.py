@@ -11,14 +11,26 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import ActionLocation
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import (
+    Avg,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import URLPattern, path
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -42,6 +54,8 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "owner",
         "attempts",
         "enqueued_at",
+        "started_at",
+        "finished_at",
         "queue_wait",
         "run_time",
     )
@@ -53,10 +67,43 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     date_hierarchy = "enqueued_at"
     actions = ["cancel_jobs", "rerun_jobs", "delete_finished_jobs"]
     readonly_fields = [field.name for field in Job._meta.fields] + [
+        "arguments_display",
+        "result_display",
+        "checkpoint_display",
         "error_traceback_display",
         "history_display",
+        "progress_display",
     ]
-    exclude = ("error_traceback", "history")
+    fieldsets = [
+        (None, {"fields": ["id", "task_path", "status", "cancel_requested"]}),
+        (_("Arguments"), {"fields": ["arguments_display"]}),
+        (
+            _("Outcome"),
+            {
+                "fields": [
+                    "result_display",
+                    "result_file",
+                    "error_class",
+                    "error_message",
+                    "error_traceback_display",
+                ]
+            },
+        ),
+        (_("Progress"), {"fields": ["progress_display", "checkpoint_display"]}),
+        (
+            _("Attempts"),
+            {"fields": ["attempts", "history_display", "owner", "heartbeat_at"]},
+        ),
+        (_("Times"), {"fields": ["enqueued_at", "started_at", "finished_at"]}),
+        (
+            _("Submitted by"),
+            {"fields": ["submitted_by", "submitter_session", "input_file"]},
+        ),
+        (
+            _("Queue"),
+            {"fields": ["backend", "queue_name", "priority", "worker_ids"]},
+        ),
+    ]
     change_list_template = "admin/slowjobs/job/change_list.html"
 
     # -- columns --------------------------------------------------------------
@@ -107,9 +154,32 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def error_traceback_display(self, job: Job) -> str:
         return format_html("<pre>{}</pre>", job.error_traceback or "—")
 
-    @admin.display(description=_("interrupted attempts"))
+    @admin.display(description=_("attempts that did not finish"))
     def history_display(self, job: Job) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(job.history, indent=2))
+        return _pretty(job.history) if job.history else "—"
+
+    @admin.display(description=_("arguments"))
+    def arguments_display(self, job: Job) -> str:
+        return _pretty({"args": job.args, "kwargs": job.kwargs})
+
+    @admin.display(description=_("result"))
+    def result_display(self, job: Job) -> str:
+        return "—" if job.result is None else _pretty(job.result)
+
+    @admin.display(description=_("checkpoint"))
+    def checkpoint_display(self, job: Job) -> str:
+        return "—" if job.checkpoint is None else _pretty(job.checkpoint)
+
+    @admin.display(description=_("progress (latest report)"))
+    def progress_display(self, job: Job) -> str:
+        value = job.percent
+        return format_html(
+            "{} / {} ({}) {}",
+            "—" if job.progress_current is None else job.progress_current,
+            "—" if job.progress_total is None else job.progress_total,
+            "—" if value is None else f"{value:g}%",
+            job.progress_message,
+        )
 
     # -- permissions ----------------------------------------------------------
 
@@ -213,6 +283,7 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "status_counts": [
                 (label, counts.get(value, 0)) for value, label in JobStatus.choices
             ],
+            **last_hour_summary(),
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra)
@@ -247,6 +318,39 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 for pk, status, current, total, message in rows
             }
         )
+
+
+def _pretty(value: Any) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
+
+
+def last_hour_summary() -> dict[str, Any]:
+    """Jobs that ended in the last hour: how many, and timings per task."""
+    recent = Job.objects.filter(finished_at__gte=timezone.now() - timedelta(hours=1))
+    totals = recent.aggregate(
+        succeeded=Count("pk", filter=Q(status=JobStatus.SUCCEEDED)),
+        failed=Count("pk", filter=Q(status=JobStatus.FAILED)),
+        cancelled=Count("pk", filter=Q(status=JobStatus.CANCELLED)),
+    )
+    per_task = (
+        recent.exclude(started_at=None)
+        .values("task_path")
+        .annotate(
+            jobs=Count("pk"),
+            wait=Avg(
+                ExpressionWrapper(
+                    F("started_at") - F("enqueued_at"), output_field=DurationField()
+                )
+            ),
+            run=Avg(
+                ExpressionWrapper(
+                    F("finished_at") - F("started_at"), output_field=DurationField()
+                )
+            ),
+        )
+        .order_by("task_path")
+    )
+    return {"last_hour": totals, "last_hour_tasks": list(per_task)}
 
 
 def _valid_uuids(values: list[str]) -> list[str]:

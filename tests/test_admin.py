@@ -196,3 +196,36 @@ def test_processes_view_shows_live_and_dead_processes(admin_client):
     assert 'alt="False"' in content
     assert 'alt="True"' in content
     assert tasks.add.func(1, 1) == 2
+
+
+def test_the_summary_counts_the_last_hour_and_times_each_task(admin_client):
+    now = timezone.now()
+    for wait, run in ((1, 2), (3, 4)):
+        make_job(
+            JobStatus.SUCCEEDED,
+            task_path="tests.tasks.noop",
+            enqueued_at=now - timedelta(seconds=wait + run),
+            started_at=now - timedelta(seconds=run),
+            finished_at=now,
+        )
+    make_job(JobStatus.FAILED, task_path="tests.tasks.fail")
+    make_job(JobStatus.SUCCEEDED, finished_at=now - timedelta(hours=2))
+    content = admin_client.get(CHANGELIST).content.decode()
+    assert "Last hour: 2 succeeded, 1 failed, 0 cancelled" in content
+    assert (
+        "<td>tests.tasks.noop</td><td>2</td><td>0:00:02</td><td>0:00:03</td>" in content
+    )
+
+
+def test_the_detail_page_shows_arguments_result_checkpoint_and_attempts(admin_client):
+    job = make_job(
+        JobStatus.SUCCEEDED,
+        kwargs={"rows": 5},
+        result={"ok": True},
+        checkpoint={"done": 4},
+        attempts=2,
+        history=[{"attempt": 1, "outcome": "lost", "owner": "h:1:1", "at": "x"}],
+    )
+    content = admin_client.get(f"{CHANGELIST}{job.pk}/change/").content.decode()
+    for expected in ('"rows": 5', "&quot;ok&quot;: true", '"done": 4', "lost", "h:1:1"):
+        assert expected.replace('"', "&quot;") in content or expected in content

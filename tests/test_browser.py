@@ -140,3 +140,41 @@ def test_without_javascript_the_page_still_shows_progress_and_refreshes(
         wait_for_status(page, "Succeeded")
     finally:
         context.close()
+
+
+def test_a_progress_bar_moves_in_the_admin_changelist(
+    browser, gunicorn, django_user_model
+):
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+    # Hashed as the server (project settings) checks it, not with the tests' MD5.
+    boss = django_user_model.objects.create_superuser("boss")
+    boss.password = PBKDF2PasswordHasher().encode("a-long-password-1", "saltsalt")
+    boss.save()
+    context = browser.new_context(base_url=gunicorn.url)
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        page.goto("/admin/login/")
+        page.fill("#id_username", "boss")
+        page.fill("#id_password", "a-long-password-1")
+        page.click("input[type=submit]")
+        page.wait_for_url(re.compile(r"/admin/$"))
+        page.goto("/")
+        page.fill("#id_rows", "600")
+        page.fill("#id_row_ms", "10")
+        page.click("text=Build the report")
+        page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}/$"))
+        page.goto("/admin/slowjobs/job/")
+        bar = ".slowjobs-bar"
+        first = page.eval_on_selector(bar, "bar => bar.value")
+        page.wait_for_function(
+            "([selector, first]) => document.querySelector(selector).value > first",
+            arg=[bar, first],
+        )
+        page.wait_for_function(
+            "selector => document.querySelector(selector).value === 100", arg=bar
+        )
+        assert page.inner_text(".slowjobs-status") == "Succeeded"
+    finally:
+        context.close()
