@@ -51,6 +51,15 @@ def page(browser, gunicorn) -> Iterator[Any]:
     context.close()
 
 
+def start_report(page, rows: int, row_ms: int) -> None:
+    """Fill and send the report form; land on the job's page."""
+    page.goto("/")
+    page.fill("#id_rows", str(rows))
+    page.fill("#id_row_ms", str(row_ms))
+    page.click("text=Build the report")
+    page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}/$"))
+
+
 def wait_for_status(page, label: str) -> None:
     page.wait_for_function(
         "label => document.getElementById('status').textContent.trim() === label",
@@ -59,11 +68,7 @@ def wait_for_status(page, label: str) -> None:
 
 
 def test_report_form_bar_reaches_100_and_the_csv_downloads(page):
-    page.goto("/")
-    page.fill("#id_rows", "40")
-    page.fill("#id_row_ms", "25")
-    page.click("text=Build the report")
-    page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}/$"))
+    start_report(page, 40, 25)
     wait_for_status(page, "Succeeded")
     assert page.eval_on_selector("#bar", "bar => bar.value") == 100
     assert page.inner_text("#percent") == "100.0%"
@@ -92,11 +97,7 @@ def test_checksum_form_reports_the_files_sha256(page, tmp_path):
 
 
 def test_a_running_report_can_be_cancelled_from_its_page(page):
-    page.goto("/")
-    page.fill("#id_rows", "5000")
-    page.fill("#id_row_ms", "10")
-    page.click("text=Build the report")
-    page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}/$"))
+    start_report(page, 5000, 10)
     wait_for_status(page, "Running")
     page.wait_for_function("() => document.getElementById('bar').value > 0")
     page.click("#cancel-form button")
@@ -106,11 +107,7 @@ def test_a_running_report_can_be_cancelled_from_its_page(page):
 
 
 def test_another_visitor_cannot_see_the_job(browser, gunicorn, page):
-    page.goto("/")
-    page.fill("#id_rows", "5")
-    page.fill("#id_row_ms", "0")
-    page.click("text=Build the report")
-    page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}/$"))
+    start_report(page, 5, 0)
     job_url = page.url
     stranger = browser.new_context()
     try:
@@ -130,11 +127,7 @@ def test_without_javascript_the_page_still_shows_progress_and_refreshes(
     context = browser.new_context(base_url=gunicorn.url, java_script_enabled=False)
     try:
         page = context.new_page()
-        page.goto("/")
-        page.fill("#id_rows", "300")
-        page.fill("#id_row_ms", "10")
-        page.click("text=Build the report")
-        page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}/$"))
+        start_report(page, 300, 10)
         assert 'http-equiv="refresh"' in page.content()
         # The page reloads by itself until the job has finished.
         wait_for_status(page, "Succeeded")
@@ -160,11 +153,7 @@ def test_a_progress_bar_moves_in_the_admin_changelist(
         page.fill("#id_password", "a-long-password-1")
         page.click("input[type=submit]")
         page.wait_for_url(re.compile(r"/admin/$"))
-        page.goto("/")
-        page.fill("#id_rows", "600")
-        page.fill("#id_row_ms", "10")
-        page.click("text=Build the report")
-        page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}/$"))
+        start_report(page, 600, 10)
         page.goto("/admin/slowjobs/job/")
         bar = ".slowjobs-bar"
         first = page.eval_on_selector(bar, "bar => bar.value")

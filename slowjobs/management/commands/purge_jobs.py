@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from argparse import ArgumentParser, ArgumentTypeError
+from argparse import ArgumentParser
 from datetime import timedelta
 from typing import Any
 
@@ -10,20 +10,11 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from slowjobs import conf
+from slowjobs.management.arguments import whole_number
 from slowjobs.models import Job
 from slowjobs.uploads import remove_stored
 
 BATCH = 500
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise ArgumentTypeError(f"{value} is negative")
-    return value
 
 
 class Command(BaseCommand):
@@ -35,7 +26,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument(
             "--days",
-            type=non_negative_int,
+            type=whole_number(0),
             default=None,
             help="Keep jobs finished within this many days (default: the setting).",
         )

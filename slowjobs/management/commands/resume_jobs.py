@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from argparse import ArgumentParser, ArgumentTypeError
+from argparse import ArgumentParser
 from types import FrameType
 from typing import Any
 
@@ -15,20 +15,11 @@ from django.tasks.signals import task_finished
 from slowjobs import conf, lifecycle, running
 from slowjobs.executor.pool import PoolExecutor
 from slowjobs.executor.registry import install_executor
+from slowjobs.management.arguments import whole_number
 from slowjobs.models import Job, JobStatus
 from slowjobs.orphans import claim, orphaned
 from slowjobs.process import process_id
 from slowjobs.runner import JobWork, spec_from_job
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise ArgumentTypeError(f"{value} is less than 1")
-    return value
 
 
 class Command(BaseCommand):
@@ -43,7 +34,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--workers",
-            type=positive_int,
+            type=whole_number(1),
             default=None,
             help="Jobs run at once (default: SLOWJOBS_WORKERS).",
         )
