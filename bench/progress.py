@@ -34,6 +34,7 @@ from bench.run import (
     ROOT,
     free_port,
     prepared_databases,
+    save_results,
     start_server,
 )
 from tests.http_client import HttpClient
@@ -153,10 +154,7 @@ def main() -> None:
     finally:
         memcached.terminate()
     print_table(results)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"progress-{results['date'].replace(':', '')}.json"
-    path.write_text(json.dumps(results, indent=2))
-    print(f"\nraw figures: {path}")
+    save_results(results, "progress", args.out)
 
 
 def cancel_latency_across(

@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import PYTHON, ROOT, prepared_databases
+from bench.run import PYTHON, ROOT, prepared_databases, save_results
 from tests.http_client import HttpClient
 from tests.services import free_port, wait_for_port
 
@@ -125,10 +125,7 @@ def main() -> None:
                 f"exited after {drain['exit_s']:.2f} s "
                 f"(+{drain['over_s']:.2f} s to hand back and stop)"
             )
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"recovery-{results['date'].replace(':', '')}.json"
-    path.write_text(json.dumps(results, indent=2))
-    print(f"\nraw figures: {path}")
+    save_results(results, "recovery", args.out)
 
 
 if __name__ == "__main__":

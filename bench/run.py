@@ -223,8 +223,13 @@ def main() -> None:
             inproc = inprocess_figures(env, jobs, samples)
             results["databases"][name] = {"http": http, "inprocess": inproc}
     print_table(results)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"submit-{results['date'].replace(':', '')}.json"
+    save_results(results, "submit", args.out)
+
+
+def save_results(results: dict[str, Any], kind: str, folder: Path) -> None:
+    """Write the raw figures as JSON beside the earlier runs'."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{kind}-{results['date'].replace(':', '')}.json"
     path.write_text(json.dumps(results, indent=2))
     print(f"\nraw figures: {path}")
 

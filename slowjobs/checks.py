@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
+from django.urls import NoReverseMatch, reverse
 
 from . import conf
 
@@ -54,4 +55,15 @@ def check_backend(alias: str) -> list[CheckMessage]:
                     id="slowjobs.E002",
                 )
             )
+    try:
+        reverse("slowjobs:status", args=["00000000-0000-0000-0000-000000000000"])
+    except NoReverseMatch:
+        messages.append(
+            Warning(
+                f"Task backend {alias!r} is slowjobs, but its URLs are not mounted: "
+                "slowjobs.responses.submit() cannot point clients at a ticket.",
+                hint='Add path("jobs/", include("slowjobs.urls")) to your URLconf.',
+                id="slowjobs.W002",
+            )
+        )
     return messages

@@ -69,3 +69,10 @@ def test_system_check_warns_without_the_submitter_middleware(settings):
     ]
     with pytest.raises(SystemCheckError, match=r"slowjobs\.W001"):
         call_command("check", fail_level="WARNING")
+
+
+@pytest.mark.django_db
+def test_system_check_warns_when_the_job_urls_are_not_mounted(settings):
+    settings.ROOT_URLCONF = "tests.urls_without_jobs"
+    with pytest.raises(SystemCheckError, match=r"slowjobs\.W002"):
+        call_command("check", fail_level="WARNING")
