@@ -12,13 +12,14 @@ import logging
 import os
 import socket
 import threading
+from datetime import timedelta
 
 from django.db import DatabaseError
 from django.utils import timezone
 
 from . import conf, dbhygiene
 from .executor.registry import current_executor
-from .models import Job, JobStatus, WorkerProcess
+from .models import Job, WorkerProcess
 from .process import process_id
 from .running import running_jobs
 
@@ -81,8 +82,12 @@ class Heartbeat:
                 "stopping": stopping,
             },
         )
-        Job.objects.using(self.using).filter(
-            owner=me, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
+        # Only rows whose heartbeat is half a lease old: a short job is
+        # never touched, and a backlog is not rewritten at every beat
+        # (which would also contend with the state writer for the rows).
+        half_lease = timedelta(seconds=conf.get().lease / 2)
+        Job.objects.using(self.using).unfinished().filter(
+            owner=me, heartbeat_at__lt=now - half_lease
         ).update(heartbeat_at=now)
         for job in running_jobs():
             job.publish()

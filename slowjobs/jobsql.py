@@ -17,6 +17,15 @@ from django.db.backends.utils import CursorWrapper
 
 from .models import Job
 
+PLAIN_TYPES = frozenset(
+    {
+        "CharField", "TextField", "BooleanField", "IntegerField", "SmallIntegerField",
+        "BigIntegerField", "PositiveIntegerField", "PositiveSmallIntegerField",
+        "PositiveBigIntegerField",
+    }
+)  # fmt: skip
+PLAIN_VALUES = (str, int, bool)
+
 _cache: weakref.WeakKeyDictionary[BaseDatabaseWrapper, JobStatements]
 _cache = weakref.WeakKeyDictionary()
 
@@ -40,24 +49,56 @@ class JobStatements:
         }
         self._pk = self._columns["id"]
         self._updates: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
+        self._inserts: dict[tuple[tuple[str, ...], int], str] = {}
+        # Text, number and boolean columns take str/int/bool/None as they
+        # are; preparing them would only copy the value.
+        self._plain = {
+            name
+            for name, f in self._fields.items()
+            if f.get_internal_type() in PLAIN_TYPES
+        }
+        # Every column a job is inserted with, and each default, prepared
+        # once: the defaults are constants (an empty list, False, "").
+        self._defaults = {
+            name: self._prep(name, f.get_default())
+            for name, f in self._fields.items()
+            if name != "id"
+        }
 
     def _prep(self, name: str, value: Any) -> Any:
+        if name in self._plain and (value is None or type(value) in PLAIN_VALUES):
+            return value
         return self._fields[name].get_db_prep_save(value, self.connection)
 
     def insert(self, cursor: CursorWrapper, rows: list[dict[str, Any]]) -> None:
         """INSERT jobs given as {attname: value}; other columns get their defaults."""
-        names = list(self._fields)
-        values = "(" + ", ".join(["%s"] * len(names)) + ")"
-        sql = (
-            f"INSERT INTO {self._table} ({', '.join(self._columns[n] for n in names)}) "
-            f"VALUES {', '.join([values] * len(rows))}"
-        )
-        params = [
-            self._prep(n, row[n] if n in row else self._fields[n].get_default())
-            for row in rows
-            for n in names
-        ]
-        cursor.execute(sql, params)
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in rows:
+            groups.setdefault(tuple(row), []).append(row)
+        for given, group in groups.items():
+            sql = self._insert_sql(given, len(group))
+            cursor.execute(sql, self._insert_params(group))
+
+    def _insert_sql(self, given: tuple[str, ...], count: int) -> str:
+        sql = self._inserts.get((given, count))
+        if sql is None:
+            names = [*given, *(n for n in self._defaults if n not in given)]
+            values = "(" + ", ".join(["%s"] * len(names)) + ")"
+            sql = self._inserts[given, count] = (
+                f"INSERT INTO {self._table} "
+                f"({', '.join(self._columns[n] for n in names)}) "
+                f"VALUES {', '.join([values] * count)}"
+            )
+        return sql
+
+    def _insert_params(self, rows: list[dict[str, Any]]) -> list[Any]:
+        defaults = [v for n, v in self._defaults.items() if n not in rows[0]]
+        params: list[Any] = []
+        prep = self._prep
+        for row in rows:
+            params.extend([prep(n, v) for n, v in row.items()])
+            params.extend(defaults)
+        return params
 
     def _update_sql(self, expect: dict[str, Any], changes: dict[str, Any]) -> str:
         key = (tuple(changes), tuple(expect))

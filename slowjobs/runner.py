@@ -209,7 +209,9 @@ def run_job(spec: JobSpec) -> None:
     )
     register(job)
     try:
-        job.publish()
+        # No live record yet: the first progress report (or the heartbeat,
+        # for a task that reports none) publishes one; until then the row
+        # says "running", and a job that ends sooner never costs a write.
         running = spec.result(
             TaskResultStatus.RUNNING, started_at=started, worker_ids=worker_ids
         )

@@ -68,6 +68,9 @@ class RunningJob:
     _settings: conf.SlowjobsSettings = field(default_factory=conf.get)
     _publish_lock: threading.Lock = field(default_factory=threading.Lock)
     _ended: bool = False
+    # Whether a live record was ever written (a job that ends before its
+    # first report never touches the live store).
+    _published: bool = False
 
     # -- progress -------------------------------------------------------
 
@@ -125,7 +128,8 @@ class RunningJob:
             if self._ended:
                 return
             get_store().set(live_key(str(self.ticket)), self.live_record())
-        if now >= self._next_mirror:
+            self._published = True
+        if now >= self._next_mirror and self.current is not None:
             self._next_mirror = now + self._settings.progress_db_interval
             get_writer(self.using).update(
                 self.ticket,
@@ -205,7 +209,8 @@ class RunningJob:
         key = str(self.ticket)
         with self._publish_lock:
             self._ended = True
-            get_store().delete_many([live_key(key), cancel_key(key)])
+            if self._published or self.cancel_requested:
+                get_store().delete_many([live_key(key), cancel_key(key)])
 
 
 def cancel_requested_in_database(ticket: uuid.UUID, using: str = "default") -> bool:

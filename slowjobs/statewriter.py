@@ -24,7 +24,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import DatabaseError, connections, transaction
@@ -40,28 +39,54 @@ MAX_BATCH = 500
 RETRIES = 3
 
 
-@dataclass(eq=False)
 class _Write:
-    job: dict[str, Any] | None = None  # an insert: the row's values
-    ticket: uuid.UUID | None = None  # or a conditional update
-    expect: dict[str, Any] = field(default_factory=dict)
-    changes: dict[str, Any] = field(default_factory=dict)
-    callbacks: list[OnWritten] = field(default_factory=list)
-    absorbed: list[_Write] = field(default_factory=list)
-    done: threading.Event = field(default_factory=threading.Event)
-    error: BaseException | None = None
-    rows: int = 0
+    """One queued write: an insert (``job``), a conditional update
+    (``ticket``), or neither (a flush marker)."""
+
+    __slots__ = (
+        "absorbed", "callbacks", "changes", "done", "error", "expect", "job",
+        "rows", "ticket",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        job: dict[str, Any] | None = None,
+        ticket: uuid.UUID | None = None,
+        expect: dict[str, Any] | None = None,
+        changes: dict[str, Any] | None = None,
+        waited: bool = False,
+    ) -> None:
+        self.job = job
+        self.ticket = ticket
+        self.expect = expect or {}
+        self.changes = changes or {}
+        self.callbacks: list[OnWritten] = []
+        self.absorbed: list[_Write] = []
+        # Only a caller that waits needs an Event; most updates are not waited for.
+        self.done = threading.Event() if waited else None
+        self.error: BaseException | None = None
+        self.rows = 0
 
     def absorbs(self, later: _Write) -> bool:
-        """Whether ``later`` expects exactly the state this write leaves.
+        """Whether ``later`` (an update of the same job) expects exactly the
+        state this update leaves.
 
         Then the two become one UPDATE with this write's conditions: the
         later one could only have matched after this one did.
         """
-        if self.job is not None or later.job is not None or self.ticket != later.ticket:
+        if self.job is not None:
             return False
         after = {**self.expect, **self.changes}
         return all(k in after and after[k] == v for k, v in later.expect.items())
+
+    def wait(self, timeout: float | None = None) -> bool:
+        assert self.done is not None
+        return self.done.wait(timeout)
+
+    def mark_done(self) -> None:
+        if self.done is not None:
+            self.done.set()
 
 
 class StateWriter:
@@ -76,9 +101,9 @@ class StateWriter:
         self.writes = 0
 
     def insert(self, row: dict[str, Any]) -> None:
-        write = _Write(job=row)
+        write = _Write(job=row, waited=True)
         self._put(write)
-        write.done.wait()
+        write.wait()
         if write.error is not None:
             raise write.error
 
@@ -99,17 +124,17 @@ class StateWriter:
         self, ticket: uuid.UUID, *, expect: dict[str, Any], changes: dict[str, Any]
     ) -> int:
         """As ``update``, but return once written: the rows it matched."""
-        write = _Write(ticket=ticket, expect=expect, changes=changes)
+        write = _Write(ticket=ticket, expect=expect, changes=changes, waited=True)
         self._put(write)
-        write.done.wait()
+        write.wait()
         if write.error is not None:
             raise write.error
         return write.rows
 
     def flush(self, timeout: float | None = None) -> bool:
-        marker = _Write()
+        marker = _Write(waited=True)
         self._put(marker)
-        return marker.done.wait(timeout)
+        return marker.wait(timeout)
 
     def stop(self, timeout: float | None = None) -> bool:
         flushed = self.flush(timeout)
@@ -156,13 +181,16 @@ class StateWriter:
 
     def _write_batch(self, batch: list[_Write]) -> None:
         merged: list[_Write] = []
+        # The latest write of each job so far: only it can absorb the next.
+        latest: dict[uuid.UUID, _Write] = {}
         for write in batch:
-            if write.job is None and write.ticket is None:
-                merged.append(write)  # a flush marker
+            if write.ticket is None:
+                merged.append(write)  # an insert or a flush marker
                 continue
-            target = next((m for m in reversed(merged) if m.absorbs(write)), None)
-            if target is None:
+            target = latest.get(write.ticket)
+            if target is None or not target.absorbs(write):
                 merged.append(write)
+                latest[write.ticket] = write
             else:
                 target.changes = {**target.changes, **write.changes}
                 target.callbacks.extend(write.callbacks)
@@ -224,8 +252,8 @@ class StateWriter:
         for write in writes:
             for part in write.absorbed:
                 part.rows, part.error = write.rows, write.error
-                part.done.set()
-            write.done.set()
+                part.mark_done()
+            write.mark_done()
             if write.error is not None:
                 continue
             for callback in write.callbacks:
