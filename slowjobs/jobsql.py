@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
+from django.db.models.fields import NOT_PROVIDED
 
 from .models import Job
 
@@ -49,7 +50,7 @@ class JobStatements:
         }
         self._pk = self._columns["id"]
         self._updates: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
-        self._inserts: dict[tuple[tuple[str, ...], int], str] = {}
+        self._inserts: dict[tuple[str, ...], str] = {}
         # Text, number and boolean columns take str/int/bool/None as they
         # are; preparing them would only copy the value.
         self._plain = {
@@ -57,12 +58,13 @@ class JobStatements:
             for name, f in self._fields.items()
             if f.get_internal_type() in PLAIN_TYPES
         }
-        # Every column a job is inserted with, and each default, prepared
-        # once: the defaults are constants (an empty list, False, "").
+        # Columns a row may leave out: the database fills them (a column
+        # default, or NULL).  The rest, when a row leaves them out, get
+        # their Python default, prepared once (each is a constant).
         self._defaults = {
             name: self._prep(name, f.get_default())
             for name, f in self._fields.items()
-            if name != "id"
+            if name != "id" and not f.null and f.db_default is NOT_PROVIDED
         }
 
     def _prep(self, name: str, value: Any) -> Any:
@@ -71,33 +73,38 @@ class JobStatements:
         return self._fields[name].get_db_prep_save(value, self.connection)
 
     def insert(self, cursor: CursorWrapper, rows: list[dict[str, Any]]) -> None:
-        """INSERT jobs given as {attname: value}; other columns get their defaults."""
+        """INSERT jobs given as {attname: value}; other columns get their defaults.
+
+        Rows naming the same columns share one single-row statement run with
+        ``executemany``: its text stays the same whatever the batch size, so
+        the driver's parsed-query cache keeps it (PostgreSQL runs the rows in
+        one pipeline, SQLite in one C loop).
+        """
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for row in rows:
             groups.setdefault(tuple(row), []).append(row)
         for given, group in groups.items():
-            sql = self._insert_sql(given, len(group))
-            cursor.execute(sql, self._insert_params(group))
+            sql = self._insert_sql(given)
+            if len(group) == 1:
+                cursor.execute(sql, self._insert_params(group[0]))
+            else:
+                cursor.executemany(sql, [self._insert_params(row) for row in group])
 
-    def _insert_sql(self, given: tuple[str, ...], count: int) -> str:
-        sql = self._inserts.get((given, count))
+    def _insert_sql(self, given: tuple[str, ...]) -> str:
+        sql = self._inserts.get(given)
         if sql is None:
             names = [*given, *(n for n in self._defaults if n not in given)]
-            values = "(" + ", ".join(["%s"] * len(names)) + ")"
-            sql = self._inserts[given, count] = (
+            sql = self._inserts[given] = (
                 f"INSERT INTO {self._table} "
                 f"({', '.join(self._columns[n] for n in names)}) "
-                f"VALUES {', '.join([values] * count)}"
+                f"VALUES ({', '.join(['%s'] * len(names))})"
             )
         return sql
 
-    def _insert_params(self, rows: list[dict[str, Any]]) -> list[Any]:
-        defaults = [v for n, v in self._defaults.items() if n not in rows[0]]
-        params: list[Any] = []
+    def _insert_params(self, row: dict[str, Any]) -> list[Any]:
         prep = self._prep
-        for row in rows:
-            params.extend([prep(n, v) for n, v in row.items()])
-            params.extend(defaults)
+        params = [prep(n, v) for n, v in row.items()]
+        params.extend(v for n, v in self._defaults.items() if n not in row)
         return params
 
     def _update_sql(self, expect: dict[str, Any], changes: dict[str, Any]) -> str:

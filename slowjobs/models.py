@@ -70,6 +70,11 @@ class JobQuerySet(models.QuerySet["Job"]):
         return self.filter(mine)
 
 
+# The database fills the columns a new job starts with, so the INSERT every
+# enqueue makes names only the columns it sets (see slowjobs.jobsql).
+EMPTY_LIST = models.Value([], output_field=models.JSONField())
+
+
 class Job(models.Model):
     id = models.UUIDField(
         _("ticket"), primary_key=True, default=uuid.uuid4, editable=False
@@ -89,23 +94,29 @@ class Job(models.Model):
         choices=JobStatus.choices,
         default=JobStatus.QUEUED,
     )
-    cancel_requested = models.BooleanField(_("cancel requested"), default=False)
+    cancel_requested = models.BooleanField(
+        _("cancel requested"), default=False, db_default=False
+    )
 
     # A throttled copy of the live progress, so the admin and processes
     # without memcached can show it.
     progress_current = models.BigIntegerField(_("progress"), null=True, blank=True)
     progress_total = models.BigIntegerField(_("progress total"), null=True, blank=True)
     progress_message = models.CharField(
-        _("progress message"), max_length=200, blank=True
+        _("progress message"), max_length=200, blank=True, db_default=""
     )
 
     result = models.JSONField(_("result"), null=True, blank=True)
-    error_class = models.CharField(_("error class"), max_length=255, blank=True)
-    error_message = models.TextField(_("error message"), blank=True)
-    error_traceback = models.TextField(_("error traceback"), blank=True)
+    error_class = models.CharField(
+        _("error class"), max_length=255, blank=True, db_default=""
+    )
+    error_message = models.TextField(_("error message"), blank=True, db_default="")
+    error_traceback = models.TextField(_("error traceback"), blank=True, db_default="")
 
-    attempts = models.PositiveIntegerField(_("attempts"), default=0)
-    worker_ids = models.JSONField(_("worker ids"), default=list, blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0, db_default=0)
+    worker_ids = models.JSONField(
+        _("worker ids"), default=list, blank=True, db_default=EMPTY_LIST
+    )
     owner = models.CharField(_("owner process"), max_length=255, blank=True)
     heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
 
@@ -128,9 +139,15 @@ class Job(models.Model):
     checkpoint = models.JSONField(_("checkpoint"), null=True, blank=True)
     # One entry per attempt that ended without finishing the job:
     # {"attempt", "owner", "outcome", "at"}.
-    history = models.JSONField(_("interrupted attempts"), default=list, blank=True)
-    input_file = models.CharField(_("input file"), max_length=500, blank=True)
-    result_file = models.CharField(_("result file"), max_length=500, blank=True)
+    history = models.JSONField(
+        _("interrupted attempts"), default=list, blank=True, db_default=EMPTY_LIST
+    )
+    input_file = models.CharField(
+        _("input file"), max_length=500, blank=True, db_default=""
+    )
+    result_file = models.CharField(
+        _("result file"), max_length=500, blank=True, db_default=""
+    )
 
     objects = JobQuerySet.as_manager()
 

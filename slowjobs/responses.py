@@ -42,15 +42,16 @@ def accepted(request: HttpRequest, result: TaskResult[..., Any]) -> HttpResponse
         # The client has a session (it owns the job through it), so its next
         # POST needs a CSRF token: hand one out with the ticket.
         get_token(request)
+    absolute_status_url = request.build_absolute_uri(status_url)
     response = JsonResponse(
         {
             "ticket": result.id,
-            "status_url": request.build_absolute_uri(status_url),
+            "status_url": absolute_status_url,
             "page_url": request.build_absolute_uri(page_url),
         },
         status=202,
     )
-    response["Location"] = request.build_absolute_uri(status_url)
+    response["Location"] = absolute_status_url
     response.slowjobs_ticket = result.id  # type: ignore[attr-defined]
     return response
 

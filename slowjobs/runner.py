@@ -187,7 +187,6 @@ def run_job(spec: JobSpec) -> None:
         changes={
             "status": JobStatus.RUNNING,
             "started_at": started,
-            "heartbeat_at": started,
             "attempts": attempt,
             "worker_ids": worker_ids,
         },
@@ -246,8 +245,9 @@ def run_job(spec: JobSpec) -> None:
         changes={
             "status": status,
             "finished_at": finished,
-            **job.progress_fields(),
-            **fields,
+            # Only what differs from the row's start: every column is paid for.
+            **(job.progress_fields() if job.reported else {}),
+            **{k: v for k, v in fields.items() if v is not None},
         },
         on_written=partial(_announce_finish, spec, final, job),
     )

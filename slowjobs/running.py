@@ -150,6 +150,11 @@ class RunningJob:
             "message": str(self.message)[:MESSAGE_LIMIT],
         }
 
+    @property
+    def reported(self) -> bool:
+        """Whether the task reported any progress; if not, the row keeps its own."""
+        return self.current is not None or self.total is not None or bool(self.message)
+
     def progress_fields(self) -> dict[str, Any]:
         values = self._progress_values()
         return {

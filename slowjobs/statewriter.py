@@ -30,6 +30,7 @@ from django.db import DatabaseError, connections, transaction
 
 from . import dbhygiene
 from .jobsql import statements_for
+from .writelock import sqlite_write_turn
 
 logger = logging.getLogger("slowjobs.statewriter")
 
@@ -209,7 +210,10 @@ class StateWriter:
     def _commit(self, writes: list[_Write]) -> None:
         for attempt in range(RETRIES):
             try:
-                with transaction.atomic(using=self.using):
+                with (
+                    sqlite_write_turn(connections[self.using]),
+                    transaction.atomic(using=self.using),
+                ):
                     self._apply(writes)
                 self.commits += 1
                 return
