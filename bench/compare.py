@@ -58,6 +58,7 @@ FULL = {
     "latency": 200,
     "makespan": 1000,
     "progress": 20_000,
+    "timeout": 600,
 }
 SMOKE = {
     "seconds": 1,
@@ -66,6 +67,7 @@ SMOKE = {
     "latency": 10,
     "makespan": 40,
     "progress": 1000,
+    "timeout": 120,
 }
 
 
@@ -130,6 +132,17 @@ def redis_pid() -> int:
         return int(client.info("server")["process_id"])
 
 
+def wait_for_port(port: int, name: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{name} did not start listening on port {port}")
+
+
 def say(message: str) -> None:
     print(f"== {message}", file=sys.stderr, flush=True)
 
@@ -140,8 +153,9 @@ def say(message: str) -> None:
 class Stack:
     """A system's processes: web server, workers, memcached; stopped on exit."""
 
-    def __init__(self, system: System, scratch: Path) -> None:
+    def __init__(self, system: System, scratch: Path, timeout: float) -> None:
         self.system = system
+        self.timeout = timeout
         self.scratch = scratch
         self.processes: list[subprocess.Popen[bytes]] = []
         self.env = self._env()
@@ -190,21 +204,12 @@ class Stack:
         if self.system.memcached:
             port = free_port()
             self.env["SLOWJOBS_MEMCACHED"] = f"127.0.0.1:{port}"
-            memcached = self._start(
-                [
-                    "memcached",
-                    "-l",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                    "-U",
-                    "0",
-                    "-m",
-                    "64",
-                ],
-                "memcached",
-            )
+            # As root, memcached refuses to start without a user to run as.
+            command = ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0"]
+            command += ["-m", "64", "-u", "root"] if os.geteuid() == 0 else ["-m", "64"]
+            memcached = self._start(command, "memcached")
             self.memory.add(memcached.pid)
+            wait_for_port(port, "memcached")
         if self.system.redis:
             self.memory.add(redis_pid())
         self.base_url = self._start_server()
@@ -212,7 +217,7 @@ class Stack:
             self.memory.add(self._start(command, f"worker-{number}").pid)
         self.memory.__enter__()
         # Wait until the stack runs jobs (workers booted, queues bound).
-        self.client("latency", 3, timeout=120)
+        self.client("latency", 3)
         return self
 
     def _start(self, command: list[str], name: str) -> subprocess.Popen[bytes]:
@@ -249,23 +254,19 @@ class Stack:
             command[3:3] = ["-c", "project/gunicorn.conf.py"]
         server = self._start(command, "gunicorn")
         self.memory.add(server.pid)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    return f"http://127.0.0.1:{port}"
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"gunicorn did not start for {self.system.name}")
+        wait_for_port(port, "gunicorn")
+        return f"http://127.0.0.1:{port}"
 
-    def client(self, measure: str, count: int, timeout: float = 900) -> dict[str, Any]:
+    def client(self, measure: str, count: int) -> dict[str, Any]:
+        """Run one measure in a fresh client process (it waits for the jobs
+        at most ``timeout`` seconds)."""
         completed = subprocess.run(
             [PYTHON, "-m", "bench.peers.client", measure, str(count), self.base_url],
-            env=self.env,
+            env={**self.env, "BENCH_TIMEOUT": str(self.timeout)},
             cwd=ROOT,
             capture_output=True,
             text=True,
-            timeout=timeout,
+            timeout=self.timeout + 60,
         )
         if completed.returncode != 0:
             raise RuntimeError(
@@ -315,7 +316,7 @@ def run_system(
     system: System, settings: dict[str, Any], scratch: Path
 ) -> dict[str, Any]:
     figures: dict[str, Any] = {"label": system.label, "database": system.database}
-    with Stack(system, scratch) as stack:
+    with Stack(system, scratch, settings["timeout"]) as stack:
         if "submit" in system.measures:
             say(f"{system.name}: HTTP submit")
             figures["submit"] = submit_figures(stack, settings)

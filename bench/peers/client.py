@@ -29,7 +29,7 @@ from typing import Any
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.peers.settings")
 
 POLL_SECONDS = 0.1
-TIMEOUT_SECONDS = 600
+TIMEOUT_SECONDS = float(os.environ.get("BENCH_TIMEOUT", "600"))
 
 
 def system() -> str:
@@ -223,13 +223,38 @@ def makespan(count: int, base_url: str) -> dict[str, Any]:
             enqueue()
     finished = wait_done(baseline + count)
     ideal = count * 0.1 / 8
-    return {
+    figures = {
         "jobs": count,
         "seconds": finished - started,
         "ideal_seconds": ideal,
         "ratio": (finished - started) / ideal,
         "retries": retries,
     }
+    if system().startswith("slowjobs"):
+        figures["processes"] = jobs_by_process(started)
+    return figures
+
+
+def jobs_by_process(started: float) -> list[dict[str, Any]]:
+    """How the jobs spread over the server's processes, and when each process
+    started its first and finished its last (seconds from the first submit)."""
+    from django.db.models import Count, Max, Min
+
+    from slowjobs.models import Job
+
+    rows = (
+        Job.objects.filter(task_path__endswith="sleep_100ms")
+        .values("owner")
+        .annotate(jobs=Count("pk"), first=Min("started_at"), last=Max("finished_at"))
+    )
+    return [
+        {
+            "jobs": row["jobs"],
+            "first_start": row["first"].timestamp() - started,
+            "last_finish": row["last"].timestamp() - started,
+        }
+        for row in rows
+    ]
 
 
 def latency(count: int, base_url: str) -> dict[str, Any]:
@@ -242,7 +267,7 @@ def latency(count: int, base_url: str) -> dict[str, Any]:
     for number in range(count):
         before = time.time()
         enqueue(number)
-        popped = redis.blpop([work.STARTS], timeout=30)
+        popped = redis.blpop([work.STARTS], timeout=min(30, TIMEOUT_SECONDS))
         if popped is None:
             raise SystemExit(f"job {number} never started")
         seen, started = json.loads(popped[1])
@@ -264,7 +289,7 @@ def progress(reports: int, base_url: str) -> dict[str, Any]:
     redis = work.client()
     redis.delete(work.PROGRESS)
     enqueuer("progress")(reports)
-    popped = redis.blpop([work.PROGRESS], timeout=300)
+    popped = redis.blpop([work.PROGRESS], timeout=TIMEOUT_SECONDS)
     if popped is None:
         raise SystemExit("the progress job never reported")
     return {"reports": reports, "us_per_report": json.loads(popped[1])}
