@@ -32,7 +32,7 @@ PANELS = [
     ),
     (
         "peak memory of the stack, MiB PSS (lower is better)",
-        lambda f: f["peak_memory_mib"],
+        lambda f: f.get("peak_memory_mib"),
     ),
 ]
 

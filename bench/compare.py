@@ -315,17 +315,23 @@ def submit_figures(stack: Stack, settings: dict[str, Any]) -> dict[str, Any]:
 def run_system(
     system: System, settings: dict[str, Any], scratch: Path
 ) -> dict[str, Any]:
+    """One system's figures; a measure that fails is recorded as an error
+    and the run goes on with the next system."""
     figures: dict[str, Any] = {"label": system.label, "database": system.database}
-    with Stack(system, scratch, settings["timeout"]) as stack:
-        if "submit" in system.measures:
-            say(f"{system.name}: HTTP submit")
-            figures["submit"] = submit_figures(stack, settings)
-            time.sleep(2)
-        for measure in ("drain", "latency", "makespan", "progress"):
-            if measure in system.measures:
-                say(f"{system.name}: {measure}")
-                figures[measure] = stack.client(measure, settings[measure])
-        figures["peak_memory_mib"] = stack.memory.peak_mib
+    try:
+        with Stack(system, scratch, settings["timeout"]) as stack:
+            if "submit" in system.measures:
+                say(f"{system.name}: HTTP submit")
+                figures["submit"] = submit_figures(stack, settings)
+                time.sleep(2)
+            for measure in ("drain", "latency", "makespan", "progress"):
+                if measure in system.measures:
+                    say(f"{system.name}: {measure}")
+                    figures[measure] = stack.client(measure, settings[measure])
+            figures["peak_memory_mib"] = stack.memory.peak_mib
+    except (RuntimeError, subprocess.SubprocessError) as exc:
+        say(f"{system.name} FAILED: {exc}")
+        figures["error"] = str(exc)[-2000:]
     return figures
 
 
@@ -388,6 +394,19 @@ def print_table(results: dict[str, Any]) -> None:
         )
 
 
+def markdown_table(results: dict[str, Any]) -> str:
+    """The table as Markdown, for the README."""
+    heads = [
+        "system", "submit req/s", "x plain view", "x plain + INSERT",
+        "submit p50 / p99 ms", "drain jobs/s", "enqueue->start p50 / p99 ms",
+        "100 ms jobs, x ideal", "progress report, us", "peak PSS, MiB",
+    ]  # fmt: skip
+    lines = ["| " + " | ".join(heads) + " |", "|" + " --- |" * len(heads)]
+    for figures in results["systems"].values():
+        lines.append("| " + " | ".join([figures["label"], *row(figures)]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def row(figures: dict[str, Any]) -> list[str]:
     submit = figures.get("submit")
     cells = ["-"] * 9
@@ -408,7 +427,8 @@ def row(figures: dict[str, Any]) -> list[str]:
         cells[6] = f"{figures['makespan']['ratio']:.3f}x"
     if "progress" in figures:
         cells[7] = f"{figures['progress']['us_per_report']:.1f}"
-    cells[8] = f"{figures['peak_memory_mib']:.0f}"
+    if "peak_memory_mib" in figures:
+        cells[8] = f"{figures['peak_memory_mib']:.0f}"
     return cells
 
 
@@ -432,13 +452,18 @@ def main() -> None:
         for system in chosen:
             results["systems"][system.name] = run_system(system, settings, Path(tmp))
     print_table(results)
+    failed = [name for name, found in results["systems"].items() if "error" in found]
     from bench.chart import draw
     from bench.run import save_results
 
     save_results(results, "compare-smoke" if args.smoke else "compare", args.out)
-    chart = args.out / ("compare-smoke.png" if args.smoke else "compare.png")
+    kind = "compare-smoke" if args.smoke else "compare"
+    (args.out / f"{kind}.md").write_text(markdown_table(results))
+    chart = args.out / f"{kind}.png"
     draw(results, chart)
     print(f"chart: {chart}")
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -42,9 +42,9 @@ from .models import Job, JobStatus
 from .process import process_id
 from .results import build_result, result_from_job
 from .runner import JobSpec, JobWork
-from .statewriter import get_writer
 from .submitter import current_submitter
 from .task import SlowJobsTask
+from .writelock import sqlite_write_turn
 
 
 class SlowJobsBackend(BaseTaskBackend):
@@ -108,16 +108,15 @@ class SlowJobsBackend(BaseTaskBackend):
             "heartbeat_at": enqueued_at,
         }
         try:
-            if in_transaction or connection.vendor != "sqlite":
-                # The caller's own commit is the quickest way to a durable
-                # row: the server overlaps concurrent commits by itself.
+            if in_transaction:
                 with connection.cursor() as cursor:
                     statements_for(connection).insert(cursor, [row])
             else:
-                # SQLite has one writer at a time and makes the others sleep
-                # in steps of milliseconds: queue in-process instead, where
-                # the state writer commits many rows at once.
-                get_writer(using).insert(row)
+                # Its own commit is the quickest way to a durable row; on
+                # SQLite it first takes its turn at the write lock, beside
+                # the state writer, rather than sleep in SQLite's busy loop.
+                with sqlite_write_turn(connection), connection.cursor() as cursor:
+                    statements_for(connection).insert(cursor, [row])
         except BaseException:
             if slot is not None:
                 slot.release()

@@ -4,9 +4,11 @@ Each process's state writer commits batches; with several server processes
 on one SQLite file, their writers meet at SQLite's write lock, and SQLite
 makes the loser sleep in steps of 1, 2, 5, 10 ms... before it tries again:
 most of a batch's time went to those sleeps.  Taking an ``flock`` on a file
-beside the database first, the loser instead sleeps in the kernel and wakes
-the moment the winner is done.  Other writers (the heartbeat, a cancel) do
-not take it and fall back on SQLite's own waiting, as before.
+beside the database first (and, within the process, a lock: threads share
+the process's flock), the loser instead sleeps in the kernel and wakes the
+moment the winner is done.  The state writer and the enqueue's own INSERT
+take it; other writers (the heartbeat, a cancel) do not, and fall back on
+SQLite's own waiting, as before.
 """
 
 from __future__ import annotations
@@ -20,37 +22,39 @@ from collections.abc import Iterator
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 _lock = threading.Lock()
-_files: dict[str, int] = {}
+_files: dict[str, tuple[int, threading.Lock]] = {}
 
 
-def _lock_file(database: str) -> int | None:
+def _lock_file(database: str) -> tuple[int, threading.Lock] | None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
     with _lock:
-        fd = _files.get(database)
-        if fd is None:
+        found = _files.get(database)
+        if found is None:
             try:
                 fd = os.open(f"{database}-slowjobs.lock", os.O_RDWR | os.O_CREAT, 0o600)
             except OSError:
                 return None
-            _files[database] = fd
-        return fd
+            found = _files[database] = (fd, threading.Lock())
+        return found
 
 
 @contextlib.contextmanager
 def sqlite_write_turn(connection: BaseDatabaseWrapper) -> Iterator[None]:
     """Hold this process's turn at the database's write lock (SQLite only)."""
-    fd = None
+    found = None
     if connection.vendor == "sqlite":
-        fd = _lock_file(str(connection.settings_dict["NAME"]))
-    if fd is None:
+        found = _lock_file(str(connection.settings_dict["NAME"]))
+    if found is None:
         yield
         return
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
+    fd, in_process = found
+    with in_process:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _forget_after_fork() -> None:
@@ -58,7 +62,7 @@ def _forget_after_fork() -> None:
     # opens its own on first use.
     global _lock
     _lock = threading.Lock()
-    for fd in _files.values():
+    for fd, _ in _files.values():
         with contextlib.suppress(OSError):
             os.close(fd)
     _files.clear()

@@ -121,6 +121,40 @@ def _count() -> Any:
     return Count("pk")
 
 
+def pending() -> int:
+    """Jobs enqueued and not yet done (queued, prefetched or running)."""
+    name = system()
+    if name.startswith("slowjobs"):
+        from slowjobs.models import Job
+
+        return Job.objects.unfinished().count()
+    if name.startswith("celery"):
+        from . import work
+
+        redis = work.client()
+        # Celery's Redis transport keeps prefetched messages in "unacked".
+        return int(redis.llen("celery")) + int(redis.hlen("unacked"))
+    if name == "rq":
+        import django_rq
+
+        queue = django_rq.get_queue("default")
+        return int(queue.count) + int(queue.started_job_registry.count)
+    from django_tasks_db.models import DBTaskResult
+
+    return DBTaskResult.objects.filter(status__in=["READY", "RUNNING"]).count()
+
+
+def settle() -> None:
+    """Wait until the jobs of an earlier measure are all done: a backlog
+    (the submit test leaves one with the slower systems) would otherwise be
+    counted in the next measure."""
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    while pending() and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+    if pending():
+        raise SystemExit(f"{pending()} jobs still pending after {TIMEOUT_SECONDS} s")
+
+
 def wait_done(target: int) -> float:
     """Wait until ``target`` jobs are done; return when the last one finished."""
     deadline = time.monotonic() + TIMEOUT_SECONDS
@@ -309,6 +343,7 @@ def main() -> None:
     django.setup()
     measure, count = sys.argv[1], int(sys.argv[2])
     base_url = sys.argv[3] if len(sys.argv) > 3 else ""
+    settle()
     figures = MEASURES[measure](count, base_url)
     if system().startswith("slowjobs"):
         from slowjobs.executor.registry import shutdown_executor
