@@ -298,11 +298,13 @@ def submit_figures(stack: Stack, settings: dict[str, Any]) -> dict[str, Any]:
     wrk(f"{stack.base_url}/bench/plain", 1, script)  # warm up both workers
     for _ in range(settings["rounds"]):
         for view in views:
+            # Every view is measured with the system idle: a slower system's
+            # workers would otherwise still be busy with the last round's
+            # jobs, slowing its plain view and flattering its ratio.
+            stack.client("settle", 0)
             runs[view].append(
                 wrk(f"{stack.base_url}/bench/{view}", settings["seconds"], script)
             )
-            # Let the jobs a round enqueued finish before the next round.
-            time.sleep(1)
     return {
         view: {
             key: statistics.median(run[key] for run in samples)
