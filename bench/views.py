@@ -20,7 +20,7 @@ class SmallForm(forms.Form):
     number = forms.IntegerField()
 
 
-def _parse(request: HttpRequest) -> SmallForm | JsonResponse:
+def parse_form(request: HttpRequest) -> SmallForm | JsonResponse:
     form = SmallForm(request.POST)
     if not form.is_valid():
         return JsonResponse({"errors": form.errors}, status=400)
@@ -30,7 +30,7 @@ def _parse(request: HttpRequest) -> SmallForm | JsonResponse:
 @csrf_exempt
 @require_POST
 def plain(request: HttpRequest) -> HttpResponse:
-    form = _parse(request)
+    form = parse_form(request)
     if isinstance(form, JsonResponse):
         return form
     return JsonResponse({"name": form.cleaned_data["name"]}, status=202)
@@ -44,7 +44,7 @@ def plain_get(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 @require_POST
 def insert(request: HttpRequest) -> HttpResponse:
-    form = _parse(request)
+    form = parse_form(request)
     if isinstance(form, JsonResponse):
         return form
     row = BenchRow.objects.create(**form.cleaned_data)
@@ -54,7 +54,7 @@ def insert(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 @require_POST
 def enqueue(request: HttpRequest) -> HttpResponse:
-    form = _parse(request)
+    form = parse_form(request)
     if isinstance(form, JsonResponse):
         return form
     # An API client with no session: no session row is written for it.

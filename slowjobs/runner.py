@@ -255,8 +255,10 @@ def run_job(spec: JobSpec) -> None:
         changes={
             "status": status,
             "finished_at": finished,
-            # Only what differs from the row's start: every column is paid for.
-            **(job.progress_fields() if job.reported else {}),
+            # Only what differs from the row: every column is paid for.  A
+            # first attempt that never reported finds the progress columns
+            # empty already; a later one clears what an earlier one left.
+            **(job.progress_fields() if job.reported or attempt > 1 else {}),
             **{k: v for k, v in fields.items() if v is not None},
         },
         on_written=partial(_announce_finish, spec, final, job),

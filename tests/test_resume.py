@@ -197,3 +197,40 @@ def test_a_stale_attempt_cannot_overwrite_the_current_one():
 
 def test_unknown_ticket_is_not_an_orphan():
     assert not orphaned().filter(pk=uuid.uuid4()).exists()
+
+
+def test_a_resumed_job_that_reports_nothing_clears_the_earlier_progress(tmp_path):
+    path = str(tmp_path / "ran.txt")
+    left = orphan(
+        tasks.append_ticket,
+        path,
+        status=JobStatus.RUNNING,
+        progress_current=4,
+        progress_total=10,
+        progress_message="halfway",
+    )
+    assert "1 succeeded" in resume()
+    job = Job.objects.get(pk=left.pk)
+    assert job.status == JobStatus.SUCCEEDED
+    assert (job.progress_current, job.progress_total, job.progress_message) == (
+        None,
+        None,
+        "",
+    )
+    assert job.percent == 100.0
+
+
+def test_a_beat_refreshes_only_job_rows_half_a_lease_old(settings):
+    from slowjobs.heartbeat import Heartbeat
+    from slowjobs.process import process_id
+
+    settings.SLOWJOBS_LEASE = 30
+    me = process_id()
+    stale = orphan(tasks.append_ticket, "unused", owner=me)
+    fresh_at = timezone.now() - timedelta(seconds=5)
+    fresh = orphan(tasks.append_ticket, "unused", owner=me)
+    Job.objects.filter(pk=fresh.pk).update(heartbeat_at=fresh_at)
+    Heartbeat().beat()
+    assert Job.objects.get(pk=stale.pk).heartbeat_at > timezone.now() - LONG_AGO / 2
+    assert Job.objects.get(pk=fresh.pk).heartbeat_at == fresh_at
+    WorkerProcess.objects.filter(id=me).delete()

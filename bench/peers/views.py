@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from bench.views import SmallForm
+from bench.views import parse_form
 from slowjobs.exceptions import ExecutorFull
 from slowjobs.responses import submit
 from slowjobs.submitter import submitted_by
@@ -17,18 +17,11 @@ from slowjobs.submitter import submitted_by
 from . import tasks
 
 
-def _parsed(request: HttpRequest) -> JsonResponse | None:
-    form = SmallForm(request.POST)
-    if not form.is_valid():
-        return JsonResponse({"errors": form.errors}, status=400)
-    return None
-
-
 @csrf_exempt
 @require_POST
 def enqueue(request: HttpRequest) -> HttpResponse:
-    if (invalid := _parsed(request)) is not None:
-        return invalid
+    if isinstance(form := parse_form(request), JsonResponse):
+        return form
     system = settings.SYSTEM
     if system.startswith("slowjobs"):
         with submitted_by():
