@@ -17,24 +17,32 @@ Notes:
 - The job starts when the surrounding transaction commits; a rolled-back
   request starts nothing and leaves no row.
 - ``get_result`` reads the row, so it works from any process.
+- ``run_after`` in the future writes an ownerless row that the first process
+  with room takes when it is due (see ``slowjobs.scheduler``): it survives
+  restarts, and no slot is held while it waits.
+- A task with ``unique_key`` returns the unfinished job with the same key, if
+  there is one, instead of enqueueing another (a unique index decides races).
 """
 
 from __future__ import annotations
 
 import uuid
+from contextlib import nullcontext
+from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from django.core.checks import CheckMessage
 from django.core.exceptions import ValidationError
-from django.db import connections, router, transaction
+from django.db import IntegrityError, connections, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.tasks import Task, TaskResult, TaskResultStatus
 from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.exceptions import TaskResultDoesNotExist
 from django.tasks.signals import task_enqueued
 from django.utils import timezone
 
-from . import checks, lifecycle
+from . import checks, lifecycle, scheduler
 from .executor import Slot, get_executor
 from .jobsql import statements_for
 from .jsonargs import check_arguments
@@ -42,16 +50,19 @@ from .models import Job, JobStatus
 from .process import process_id
 from .results import build_result, result_from_job
 from .runner import JobSpec, JobWork
-from .submitter import current_submitter
-from .task import SlowJobsTask
+from .submitter import Submitter, current_submitter
+from .task import SlowJobsTask, unique_key_for
 from .writelock import sqlite_write_turn
+
+# Tries at a unique key whose holder keeps finishing just before the look-up.
+UNIQUE_ATTEMPTS = 3
 
 
 class SlowJobsBackend(BaseTaskBackend):
     # Django's Task plus on_interrupt (see slowjobs.task).
     task_class = SlowJobsTask
-    # run_after needs a timer that survives restarts; refused until there is one.
-    supports_defer = False
+    # Deferred jobs are rows with run_after, taken by any process when due.
+    supports_defer = True
     # Coroutine tasks run to completion on the job's own thread.
     supports_async_task = True
     # Results are rows in the Job table, readable from every process.
@@ -75,11 +86,17 @@ class SlowJobsBackend(BaseTaskBackend):
     ) -> TaskResult[P, R]:
         self.validate_task(task)
         check_arguments(args, kwargs)
+        args, kwargs = list(args), dict(kwargs)
+        unique_key = unique_key_for(task, args, kwargs)
         if not lifecycle.is_started():
             lifecycle.start()
         using = router.db_for_write(Job)
         connection = connections[using]
         in_transaction = connection.in_atomic_block
+        enqueued_at = timezone.now()
+        run_after = task.run_after
+        if run_after is not None and run_after > enqueued_at:
+            return self._defer(task, args, kwargs, unique_key, using, enqueued_at)
         executor = get_executor()
         slot: Slot | None = executor.reserve()
         if in_transaction and slot is not None:
@@ -89,38 +106,20 @@ class SlowJobsBackend(BaseTaskBackend):
             slot = None
         submitter = current_submitter()
         ticket = uuid.uuid4()
-        args, kwargs = list(args), dict(kwargs)
-        enqueued_at = timezone.now()
-        row = {
-            "id": ticket,
-            "task_path": task.module_path,
-            "backend": self.alias,
-            "queue_name": task.queue_name,
-            "priority": task.priority,
-            "args": args,
-            "kwargs": kwargs,
-            "status": JobStatus.QUEUED,
-            "enqueued_at": enqueued_at,
-            "submitted_by_id": submitter.user_id,
-            "submitter_session": submitter.session_key,
-            # Queued in this process's executor: owned by it until it runs.
-            "owner": process_id(),
-            "heartbeat_at": enqueued_at,
-        }
+        row = self._row(task, ticket, args, kwargs, enqueued_at, submitter)
+        # Queued in this process's executor: owned by it until it runs.
+        row["owner"] = process_id()
+        row["heartbeat_at"] = enqueued_at
         try:
-            if in_transaction:
-                with connection.cursor() as cursor:
-                    statements_for(connection).insert(cursor, [row])
-            else:
-                # Its own commit is the quickest way to a durable row; on
-                # SQLite it first takes its turn at the write lock, beside
-                # the state writer, rather than sleep in SQLite's busy loop.
-                with sqlite_write_turn(connection), connection.cursor() as cursor:
-                    statements_for(connection).insert(cursor, [row])
+            existing = _insert(connection, row, unique_key)
         except BaseException:
             if slot is not None:
                 slot.release()
             raise
+        if existing is not None:
+            if slot is not None:
+                slot.release()
+            return cast("TaskResult[P, R]", result_from_job(existing, task))
         spec = JobSpec(
             ticket=ticket,
             task=task,
@@ -152,6 +151,61 @@ class SlowJobsBackend(BaseTaskBackend):
                 _hand_off(spec, slot)
         return result
 
+    def _row(
+        self,
+        task: Task[..., Any],
+        ticket: uuid.UUID,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        enqueued_at: datetime,
+        submitter: Submitter,
+    ) -> dict[str, Any]:
+        return {
+            "id": ticket,
+            "task_path": task.module_path,
+            "backend": self.alias,
+            "queue_name": task.queue_name,
+            "priority": task.priority,
+            "args": args,
+            "kwargs": kwargs,
+            "status": JobStatus.QUEUED,
+            "enqueued_at": enqueued_at,
+            "submitted_by_id": submitter.user_id,
+            "submitter_session": submitter.session_key,
+        }
+
+    def _defer[**P, R](
+        self,
+        task: Task[P, R],
+        args: list[Any],
+        kwargs: dict[str, Any],
+        unique_key: str | None,
+        using: str,
+        enqueued_at: datetime,
+    ) -> TaskResult[P, R]:
+        """Write an ownerless row for later: no slot is held while it waits."""
+        run_after = task.run_after
+        assert run_after is not None
+        ticket = uuid.uuid4()
+        row = self._row(task, ticket, args, kwargs, enqueued_at, current_submitter())
+        row["run_after"] = run_after
+        existing = _insert(connections[using], row, unique_key)
+        if existing is not None:
+            return cast("TaskResult[P, R]", result_from_job(existing, task))
+        result = build_result(
+            task=task,
+            ticket=str(ticket),
+            status=TaskResultStatus.READY,
+            args=args,
+            kwargs=kwargs,
+            enqueued_at=enqueued_at,
+        )
+        try:
+            task_enqueued.send(type(self), task_result=result)
+        finally:
+            transaction.on_commit(partial(scheduler.wake_at, run_after), using=using)
+        return result
+
     def get_result(self, result_id: str) -> TaskResult[..., Any]:
         try:
             job = Job.objects.get(pk=result_id)
@@ -161,6 +215,45 @@ class SlowJobsBackend(BaseTaskBackend):
 
     def check(self, **kwargs: Any) -> list[CheckMessage]:
         return [*super().check(**kwargs), *checks.check_backend(self.alias)]
+
+
+def _insert(
+    connection: BaseDatabaseWrapper, row: dict[str, Any], unique_key: str | None
+) -> Job | None:
+    """Write the row; with a key already taken, return that unfinished job."""
+    statements = statements_for(connection)
+    if unique_key is None:
+        if connection.in_atomic_block:
+            with connection.cursor() as cursor:
+                statements.insert(cursor, [row])
+        else:
+            # Its own commit is the quickest way to a durable row; on SQLite
+            # it first takes its turn at the write lock, beside the state
+            # writer, rather than sleep in SQLite's busy loop.
+            with sqlite_write_turn(connection), connection.cursor() as cursor:
+                statements.insert(cursor, [row])
+        return None
+    row["unique_key"] = unique_key
+    jobs = Job.objects.using(connection.alias)
+    for _ in range(UNIQUE_ATTEMPTS):
+        try:
+            # A savepoint, so a duplicate key leaves the caller's
+            # transaction usable.
+            with (
+                nullcontext()
+                if connection.in_atomic_block
+                else sqlite_write_turn(connection),
+                transaction.atomic(using=connection.alias),
+                connection.cursor() as cursor,
+            ):
+                statements.insert(cursor, [row])
+            return None
+        except IntegrityError:
+            existing = jobs.unfinished().filter(unique_key=unique_key).first()
+            if existing is not None:
+                return existing
+            # It finished in between: the key is free again.
+    raise IntegrityError(f"Could not enqueue a job with unique key {unique_key!r}.")
 
 
 def _hand_off(spec: JobSpec, slot: Slot | None) -> None:

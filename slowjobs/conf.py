@@ -35,6 +35,10 @@ DEFAULTS: dict[str, Any] = {
     "SLOWJOBS_RETRY_AFTER": 5,
     # memcached servers as "host:port" strings; empty means the in-process store.
     "SLOWJOBS_MEMCACHED": [],
+    # memcached has no authentication: anyone who reaches it can read progress
+    # and cancel jobs.  True says the servers that are not on loopback sit on
+    # a network only this site reaches (silences slowjobs.W003).
+    "SLOWJOBS_MEMCACHED_TRUSTED": False,
     # Largest accepted upload, in MiB.
     "SLOWJOBS_MAX_UPLOAD_MB": 1024,
     # Seconds between a job's progress writes to the live store; calls in
@@ -44,9 +48,13 @@ DEFAULTS: dict[str, Any] = {
     "SLOWJOBS_PROGRESS_DB_INTERVAL": 1.0,
     # Seconds between a running job's looks for a cancel request.
     "SLOWJOBS_CANCEL_CHECK_INTERVAL": 0.5,
-    # Seconds a job may run before its context reports the deadline passed;
-    # None means no deadline.
+    # Seconds a job may run before its next progress() or check_cancelled()
+    # raises JobTimedOut (the job fails); a task's own timeout comes first.
+    # None means no limit.
     "SLOWJOBS_JOB_TIMEOUT": None,
+    # Seconds between a process's looks for due deferred jobs and retries
+    # that it did not defer itself (those it knows of start on time).
+    "SLOWJOBS_SCHEDULER_INTERVAL": 2.0,
     # Seconds between a process's heartbeats (its row and its jobs' rows).
     "SLOWJOBS_HEARTBEAT_INTERVAL": 5.0,
     # Seconds without a heartbeat after which a process counts as dead and
@@ -71,11 +79,13 @@ class SlowjobsSettings:
     submit_timeout: float
     retry_after: int
     memcached: tuple[tuple[str, int], ...]
+    memcached_trusted: bool
     max_upload_mb: int
     progress_interval: float
     progress_db_interval: float
     cancel_check_interval: float
     job_timeout: float | None
+    scheduler_interval: float
     heartbeat_interval: float
     lease: float
     drain_timeout: float
@@ -104,6 +114,13 @@ def _seconds(name: str) -> float:
             f"{name} must be a number of seconds >= 0, not {value!r}."
         )
     return float(value)
+
+
+def _positive_seconds(name: str) -> float:
+    value = _seconds(name)
+    if value <= 0:
+        raise ImproperlyConfigured(f"{name} must be a number of seconds > 0, not 0.")
+    return value
 
 
 def _bool(name: str) -> bool:
@@ -158,6 +175,7 @@ def load() -> SlowjobsSettings:
         submit_timeout=_seconds("SLOWJOBS_SUBMIT_TIMEOUT"),
         retry_after=_int("SLOWJOBS_RETRY_AFTER", minimum=0) or 0,
         memcached=parse_servers("SLOWJOBS_MEMCACHED", _raw("SLOWJOBS_MEMCACHED")),
+        memcached_trusted=_bool("SLOWJOBS_MEMCACHED_TRUSTED"),
         max_upload_mb=_int("SLOWJOBS_MAX_UPLOAD_MB", minimum=1) or 1,
         progress_interval=_seconds("SLOWJOBS_PROGRESS_INTERVAL"),
         progress_db_interval=_seconds("SLOWJOBS_PROGRESS_DB_INTERVAL"),
@@ -167,6 +185,7 @@ def load() -> SlowjobsSettings:
             if _raw("SLOWJOBS_JOB_TIMEOUT") is None
             else _seconds("SLOWJOBS_JOB_TIMEOUT")
         ),
+        scheduler_interval=_positive_seconds("SLOWJOBS_SCHEDULER_INTERVAL"),
         heartbeat_interval=heartbeat,
         lease=lease,
         drain_timeout=_seconds("SLOWJOBS_DRAIN_TIMEOUT"),

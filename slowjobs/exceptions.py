@@ -35,3 +35,11 @@ class JobCancelled(Exception):
 
 class JobInterrupted(Exception):
     """Raised inside a task whose process handed it back while stopping."""
+
+
+class JobTimedOut(Exception):
+    """Raised inside a task that ran past its timeout; the job fails.
+
+    Cooperative like cancellation: raised by the task's next ``progress()``
+    or ``check_cancelled()`` after the deadline.  Never retried.
+    """

@@ -30,13 +30,13 @@ from typing import Any
 
 from django.utils import timezone
 
-from . import conf, running
-from .executor.registry import current_executor, get_executor, shutdown_executor
+from . import conf, running, scheduler
+from .executor.registry import current_executor, shutdown_executor
 from .heartbeat import Heartbeat
 from .models import JobStatus
 from .orphans import INTERRUPTED_CLASS, claim, forget_live_records
 from .process import process_id
-from .runner import JobSpec, JobWork, spec_from_job
+from .runner import JobSpec, JobWork, start_claimed
 from .statewriter import get_writer, stop_writers
 from .task import on_interrupt
 
@@ -62,6 +62,7 @@ def start(*, adopt: bool | None = None) -> None:
             return
         _heartbeat = Heartbeat()
         _heartbeat.start()
+        scheduler.start()
         if not _exit_hook_registered:
             atexit.register(_at_exit)
             _exit_hook_registered = True
@@ -95,18 +96,11 @@ def adopt_orphans() -> int:
     if not wait_until_known():
         logger.warning("slowjobs: no heartbeat yet; adopting nothing")
         return 0
-    executor = get_executor()
-    room = (
-        max(executor.capacity - executor.used, 0)
-        if executor.capacity is not None
-        else conf.get().workers
-    )
+    room = scheduler.free_room()
     if room == 0:
         return 0
     jobs = claim(process_id(), limit=room).runnable
-    for job in jobs:
-        spec = spec_from_job(job)
-        executor.start(executor.force_slot(), JobWork(spec), priority=job.priority)
+    start_claimed(jobs)
     if jobs:
         logger.info("slowjobs: adopted %d orphaned jobs", len(jobs))
     return len(jobs)
@@ -128,6 +122,7 @@ def shutdown(*, timeout: float | None = None) -> ShutdownReport:
     with _lock:
         _closed = True
     running.stopping.set()
+    scheduler.stop()  # claims nothing more
     if _adopter is not None:
         _adopter.join(10)  # its claims finish, and its jobs are handed back
     executor = current_executor()

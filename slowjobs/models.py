@@ -121,6 +121,14 @@ class Job(models.Model):
     heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
 
     enqueued_at = models.DateTimeField(_("enqueued at"), db_index=True)
+    # Not before: set for deferred jobs and for failed attempts waiting for
+    # their retry; such a queued job has no owner until it is due.
+    run_after = models.DateTimeField(_("run after"), null=True, blank=True)
+    # One unfinished job per key (see SlowJobsTask.unique_key).  NULL, not
+    # "", for jobs without one: NULLs never collide in the unique index.
+    unique_key = models.CharField(  # noqa: DJ001
+        _("uniqueness key"), max_length=500, null=True, blank=True
+    )
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
@@ -138,7 +146,8 @@ class Job(models.Model):
 
     checkpoint = models.JSONField(_("checkpoint"), null=True, blank=True)
     # One entry per attempt that ended without finishing the job:
-    # {"attempt", "owner", "outcome", "at"}.
+    # {"attempt", "owner", "outcome", "at"} (and "error" for a failed one
+    # that is retried).
     history = models.JSONField(
         _("interrupted attempts"), default=list, blank=True, db_default=EMPTY_LIST
     )
@@ -170,6 +179,14 @@ class Job(models.Model):
                 fields=["owner"],
                 condition=models.Q(finished_at__isnull=True),
                 name="slowjobs_unfinished_owner",
+            ),
+        ]
+        constraints = [
+            # Only keyed, unfinished jobs are in it: others never pay for it.
+            models.UniqueConstraint(
+                fields=["unique_key"],
+                condition=models.Q(finished_at__isnull=True, unique_key__isnull=False),
+                name="slowjobs_unique_unfinished_key",
             ),
         ]
 

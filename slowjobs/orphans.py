@@ -12,6 +12,7 @@ the same job.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +39,9 @@ def lease_cutoff(now: datetime | None = None) -> datetime:
 
 
 def orphaned(using: str = "default", now: datetime | None = None) -> JobQuerySet:
+    """Unfinished jobs nobody runs: ownerless ones that are due, and those of
+    dead processes (a deferred job not yet due is nobody's, but waits)."""
+    now = now or timezone.now()
     cutoff = lease_cutoff(now)
     alive = WorkerProcess.objects.using(using).filter(
         last_seen__gte=cutoff, stopping=False
@@ -46,9 +50,22 @@ def orphaned(using: str = "default", now: datetime | None = None) -> JobQuerySet
         Job.objects.using(using)
         .unfinished()
         .filter(
-            Q(owner="")
-            | (Q(heartbeat_at__lt=cutoff) & ~Q(owner__in=alive.values("id")))
+            (Q(owner="") & (Q(run_after__isnull=True) | Q(run_after__lte=now)))
+            | (
+                ~Q(owner="")
+                & Q(heartbeat_at__lt=cutoff)
+                & ~Q(owner__in=alive.values("id"))
+            )
         )
+    )
+
+
+def deferred_due(using: str = "default", now: datetime | None = None) -> JobQuerySet:
+    """Deferred jobs and retries whose time has come, not yet claimed."""
+    return (
+        Job.objects.using(using)
+        .unfinished()
+        .filter(owner="", run_after__lte=now or timezone.now())
     )
 
 
@@ -130,15 +147,17 @@ def claim(
     limit: int | None = None,
     task_path: str | None = None,
     using: str = "default",
+    candidates: Callable[[str, datetime], JobQuerySet] = orphaned,
 ) -> Claim:
-    """Take orphaned jobs for ``owner``: the runnable ones come back queued."""
+    """Take orphaned (or other ``candidates``) jobs for ``owner``: the runnable
+    ones come back queued."""
     now = timezone.now()
     result = Claim()
     with transaction.atomic(using=using):
-        candidates = orphaned(using, now).select_for_update(skip_locked=True)
+        jobs_query = candidates(using, now).select_for_update(skip_locked=True)
         if task_path:
-            candidates = candidates.filter(task_path=task_path)
-        jobs = list(candidates.order_by("-priority", "enqueued_at")[:limit])
+            jobs_query = jobs_query.filter(task_path=task_path)
+        jobs = list(jobs_query.order_by("-priority", "enqueued_at")[:limit])
         for job in jobs:
             (result.runnable if prepare(job, now) else result.ended).append(job)
             job.owner = owner

@@ -26,7 +26,10 @@ def load_task(job: Job) -> Task[..., Any]:
             f"Job {job.pk} runs {job.task_path!r}, which is not a Task."
         )
     return task.using(
-        priority=job.priority, queue_name=job.queue_name, backend=job.backend
+        priority=job.priority,
+        queue_name=job.queue_name,
+        backend=job.backend,
+        run_after=job.run_after,
     )
 
 

@@ -11,6 +11,7 @@ attempt.
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
@@ -23,10 +24,11 @@ from django.tasks.base import TaskError
 from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
 
-from . import dbhygiene
+from . import dbhygiene, scheduler
 from .cancel import CANCELLED_BEFORE_START, CANCELLED_CLASS
 from .context import JobContext, running_as
-from .exceptions import JobCancelled, JobInterrupted
+from .exceptions import JobCancelled, JobInterrupted, JobTimedOut
+from .executor.registry import get_executor
 from .jsonargs import to_json_value
 from .models import Job, JobStatus
 from .progress import get_store
@@ -36,10 +38,11 @@ from .running import (
     RunningJob,
     cancel_requested_in_database,
     register,
-    start_deadline,
+    timeout_for,
     unregister,
 )
 from .statewriter import get_writer
+from .task import retries_on, retry_delay
 
 logger = logging.getLogger("slowjobs.runner")
 
@@ -101,8 +104,9 @@ def _error_fields(exc: BaseException) -> dict[str, str]:
 
 def _call(
     spec: JobSpec, running: TaskResult[..., Any], job: RunningJob
-) -> tuple[str, dict[str, Any]]:
-    """Call the task; return the final status and the fields that record it."""
+) -> tuple[str, dict[str, Any], BaseException | None]:
+    """Call the task; return the final status, the fields that record it and
+    the exception it raised (if any)."""
     try:
         with running_as(job):
             if spec.task.takes_context:
@@ -111,13 +115,28 @@ def _call(
                 )
             else:
                 value = spec.task.call(*spec.args, **spec.kwargs)
-        return JobStatus.SUCCEEDED, {"result": to_json_value(value, "the return value")}
+        result = to_json_value(value, "the return value")
     except JobCancelled as exc:
-        return JobStatus.CANCELLED, {"cancel_requested": True, **_error_fields(exc)}
-    except JobInterrupted:
-        return INTERRUPTED, {}
+        fields = {"cancel_requested": True, **_error_fields(exc)}
+        return JobStatus.CANCELLED, fields, exc
+    except JobInterrupted as exc:
+        return INTERRUPTED, {}, exc
     except BaseException as exc:  # a task must never take its thread down
-        return JobStatus.FAILED, _error_fields(exc)
+        return JobStatus.FAILED, _error_fields(exc), exc
+    return JobStatus.SUCCEEDED, {"result": result}, None
+
+
+def _retry_at(
+    spec: JobSpec, exc: BaseException | None, now: datetime
+) -> datetime | None:
+    """When a failed attempt runs again, per its task's policy; None: never."""
+    if exc is None or isinstance(exc, JobTimedOut | JobCancelled | JobInterrupted):
+        return None
+    if not retries_on(spec.task, exc):
+        return None
+    failures = 1 + sum(1 for entry in spec.history if entry.get("outcome") == "failed")
+    delay = retry_delay(spec.task, failures)
+    return None if delay is None else now + timedelta(seconds=delay)
 
 
 def _cancelled_before_start(spec: JobSpec, now: datetime) -> bool:
@@ -156,6 +175,7 @@ def _announce_finish(
                 "Job %s: attempt %d ended after losing the job; its outcome is dropped",
                 spec.ticket,
                 spec.attempts + 1,
+                extra={"ticket": str(spec.ticket)},
             )
             return
         final = result_from_job(row, spec.task)
@@ -189,6 +209,7 @@ def run_job(spec: JobSpec) -> None:
             on_written=partial(_announce_finish, spec, cancelled, None),
         )
         return
+    timeout = timeout_for(spec.task)
     writer.update(
         spec.ticket,
         # A cancel that comes from now on is seen by the task at its next
@@ -214,7 +235,8 @@ def run_job(spec: JobSpec) -> None:
         checkpoint=spec.checkpoint,
         history=spec.history,
         task=spec.task,
-        deadline=start_deadline(),
+        timeout=timeout,
+        deadline=None if timeout is None else time.monotonic() + timeout,
     )
     register(job)
     try:
@@ -225,7 +247,7 @@ def run_job(spec: JobSpec) -> None:
             TaskResultStatus.RUNNING, started_at=started, worker_ids=worker_ids
         )
         task_started.send(sender=spec.sender, task_result=running)
-        status, fields = _call(spec, running, job)
+        status, fields, exc = _call(spec, running, job)
     finally:
         job.end()
         unregister(job)
@@ -233,6 +255,11 @@ def run_job(spec: JobSpec) -> None:
     if status == INTERRUPTED:
         return  # handed back by this stopping process, which recorded it
     finished = timezone.now()
+    if status == JobStatus.FAILED:
+        retry_at = _retry_at(spec, exc, finished)
+        if retry_at is not None:
+            _schedule_retry(spec, job, fields, finished, retry_at)
+            return
     errors = []
     if "error_class" in fields:
         errors.append(
@@ -265,6 +292,64 @@ def run_job(spec: JobSpec) -> None:
     )
 
 
+def _schedule_retry(
+    spec: JobSpec,
+    job: RunningJob,
+    fields: dict[str, Any],
+    now: datetime,
+    retry_at: datetime,
+) -> None:
+    """Queue the job again, ownerless and deferred: any process may retry it."""
+    entry = {
+        "attempt": job.attempt,
+        "owner": job.owner,
+        "outcome": "failed",
+        "at": now.isoformat(),
+        "error": f"{fields['error_class']}: {fields['error_message']}",
+    }
+    writer = get_writer(spec.using)
+    writer.update(
+        spec.ticket,
+        expect=job.ownership(),
+        changes={
+            "status": JobStatus.QUEUED,
+            "owner": "",
+            "heartbeat_at": now,
+            "run_after": retry_at,
+            "history": [*spec.history, entry],
+            **job.progress_fields(),
+        },
+        on_written=partial(_retry_scheduled, spec, job, entry, retry_at),
+    )
+
+
+def _retry_scheduled(
+    spec: JobSpec,
+    job: RunningJob,
+    entry: dict[str, Any],
+    retry_at: datetime,
+    rows: int,
+) -> None:
+    if not rows:
+        logger.warning(
+            "Job %s: attempt %d failed after losing the job; no retry from it",
+            spec.ticket,
+            job.attempt,
+            extra={"ticket": str(spec.ticket)},
+        )
+        return
+    job.finished()
+    logger.info(
+        "Job %s: attempt %d failed (%s); next attempt at %s",
+        spec.ticket,
+        job.attempt,
+        entry["error"].splitlines()[0][:200],
+        retry_at.isoformat(),
+        extra={"ticket": str(spec.ticket)},
+    )
+    scheduler.wake_at(retry_at)
+
+
 def spec_from_job(job: Job, sender: type = object) -> JobSpec:
     """The spec of a claimed job (queued, owned by this process), from its row."""
     return JobSpec(
@@ -282,6 +367,15 @@ def spec_from_job(job: Job, sender: type = object) -> JobSpec:
         checkpoint=job.checkpoint,
         history=list(job.history),
     )
+
+
+def start_claimed(jobs: list[Job]) -> None:
+    """Run claimed jobs (queued, owned by this process) on its executor."""
+    executor = get_executor()
+    for job in jobs:
+        executor.start(
+            executor.force_slot(), JobWork(spec_from_job(job)), priority=job.priority
+        )
 
 
 class JobWork:

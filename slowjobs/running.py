@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from . import conf
-from .exceptions import JobCancelled, JobInterrupted
+from .exceptions import JobCancelled, JobInterrupted, JobTimedOut
 from .models import Job, JobStatus
 from .progress import get_store
 from .progress.base import cancel_key, live_key
@@ -58,6 +58,7 @@ class RunningJob:
     # Set when this process hands the job back: the task must stop.
     interrupted: bool = False
     deadline: float | None = None
+    timeout: float | None = None
     _next_publish: float = 0.0
     _next_mirror: float = 0.0
     _next_cancel_check: float = 0.0
@@ -103,7 +104,9 @@ class RunningJob:
         self._calls_left = self._stride
         if now >= self._next_publish:
             self.publish(now)
-        if now >= self._next_cancel_check:
+        if now >= self._next_cancel_check or (
+            self.deadline is not None and now >= self.deadline
+        ):
             self.check_cancelled(now)
 
     def live_record(self) -> dict[str, Any]:
@@ -178,6 +181,10 @@ class RunningJob:
         now = time.monotonic() if now is None else now
         if self.interrupted:
             raise JobInterrupted("The server stopped; the job was handed back.")
+        if self.deadline is not None and now >= self.deadline:
+            raise JobTimedOut(
+                f"Timed out: still running {self.timeout:g} s after it started."
+            )
         if not self.cancel_requested and now >= self._next_cancel_check:
             self._next_cancel_check = now + self._settings.cancel_check_interval
             self._cancel_checks += 1
@@ -222,9 +229,10 @@ def cancel_requested_in_database(ticket: uuid.UUID, using: str = "default") -> b
     return Job.objects.using(using).filter(pk=ticket, cancel_requested=True).exists()
 
 
-def start_deadline() -> float | None:
-    timeout = conf.get().job_timeout
-    return None if timeout is None else time.monotonic() + timeout
+def timeout_for(task: Any) -> float | None:
+    """The task's own timeout, else ``SLOWJOBS_JOB_TIMEOUT``."""
+    timeout = getattr(task, "timeout", None)
+    return conf.get().job_timeout if timeout is None else float(timeout)
 
 
 # This process's running jobs by ticket, for cancel requests served here.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 from django.db import connection, connections
 from django.tasks import TaskContext, task
@@ -188,3 +189,48 @@ def must_not_repeat() -> str:
 @task(takes_context=True, on_interrupt="restart")
 def restart_from_scratch(context) -> object:
     return context.checkpoint
+
+
+@task(max_attempts=3, retry_delay=0.05, retry_backoff=2.0)
+def flaky(name: str, failures: int) -> int:
+    """Fails its first ``failures`` runs, then returns how many runs it took."""
+    runs = seen.setdefault(name, [])
+    runs.append(time.monotonic())
+    if len(runs) <= failures:
+        raise ConnectionError(f"run {len(runs)} of {name} failed")
+    return len(runs)
+
+
+@task(max_attempts=5, retry_delay=0.05, retry_on=(ConnectionError,))
+def fails_with_value_error(name: str) -> None:
+    seen.setdefault(name, []).append(time.monotonic())
+    raise ValueError("not worth retrying")
+
+
+@task(takes_context=True, timeout=0.3, max_attempts=3, retry_delay=0.01)
+def runs_past_timeout(context, name: str) -> None:
+    seen.setdefault(name, []).append(time.monotonic())
+    step = 0
+    while True:  # reports progress, so the timeout can stop it
+        step += 1
+        context.progress(step, None, f"step {step}")
+        time.sleep(0.005)
+
+
+@task(unique_key=True)
+def unique_wait(name: str) -> str:
+    gates.setdefault(name, threading.Event()).wait(10)
+    return name
+
+
+@task(unique_key=lambda account, **_: f"account-{account}")
+def sync_account(account: int, note: str = "") -> str:
+    gates.setdefault(f"sync-{account}", threading.Event()).wait(10)
+    return note
+
+
+@task
+def stamp(name: str) -> float:
+    now = time.time()
+    seen.setdefault(name, []).append(now)
+    return now

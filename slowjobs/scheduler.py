@@ -1,0 +1,150 @@
+"""Deferred jobs and retries: each runs when its time comes, in any process.
+
+A deferred job (enqueued with ``run_after``, or a failed attempt waiting for
+its retry) is a queued row with ``run_after`` set and no owner.  Every
+process that runs jobs has a scheduler thread that claims the due ones, up
+to its free room, and starts them: at the times it knows of (the jobs it
+deferred itself) and, every ``SLOWJOBS_SCHEDULER_INTERVAL``, for the rest
+(jobs deferred by another process, or by one that has stopped since).  The
+row is the truth, so a restart loses nothing: whichever process runs jobs
+next (a server, or ``resume_jobs``) takes them when they are due.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import threading
+from datetime import datetime
+
+from django.db import DatabaseError
+from django.utils import timezone
+
+from . import conf, dbhygiene
+from .executor.registry import get_executor
+from .orphans import claim, deferred_due
+from .process import process_id
+
+logger = logging.getLogger("slowjobs.scheduler")
+
+# A due job that found no room is looked for again this soon (seconds).
+FULL_RETRY = 0.5
+
+
+class Scheduler:
+    def __init__(self, using: str = "default") -> None:
+        self.using = using
+        self._wakeups: list[float] = []  # POSIX times, a heap
+        self._changed = threading.Condition()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._loop, name="slowjobs-scheduler", daemon=True
+        )
+        self._thread.start()
+
+    def wake_at(self, when: datetime) -> None:
+        with self._changed:
+            heapq.heappush(self._wakeups, when.timestamp())
+            self._changed.notify()
+
+    def stop(self) -> None:
+        with self._changed:
+            self._stopped = True
+            self._changed.notify()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _next_wait(self) -> float:
+        interval = conf.get().scheduler_interval
+        if not self._wakeups:
+            return interval
+        return max(0.0, min(interval, self._wakeups[0] - timezone.now().timestamp()))
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                with self._changed:
+                    if self._stopped:
+                        return
+                    self._changed.wait(self._next_wait())
+                    if self._stopped:
+                        return
+                    now = timezone.now().timestamp()
+                    while self._wakeups and self._wakeups[0] <= now:
+                        heapq.heappop(self._wakeups)
+                try:
+                    left = self.run_due()
+                except DatabaseError:
+                    logger.exception("slowjobs: could not claim due jobs; trying again")
+                    left = True
+                if left:
+                    with self._changed:
+                        heapq.heappush(
+                            self._wakeups, timezone.now().timestamp() + FULL_RETRY
+                        )
+        finally:
+            dbhygiene.at_thread_exit()
+
+    def run_due(self) -> bool:
+        """Claim and start due jobs; return whether some were left for lack of room."""
+        # The runner reports retries here: imported late, to keep that one-way.
+        from .runner import start_claimed
+
+        room = free_room()
+        if room == 0:
+            return deferred_due(self.using).exists()
+        jobs = claim(
+            process_id(), limit=room, using=self.using, candidates=deferred_due
+        )
+        start_claimed(jobs.runnable)
+        if jobs.runnable:
+            logger.debug("slowjobs: started %d due jobs", len(jobs.runnable))
+        return len(jobs) == room and deferred_due(self.using).exists()
+
+
+def free_room() -> int:
+    """How many more jobs this process's executor takes without waiting."""
+    executor = get_executor()
+    if executor.capacity is None:
+        return conf.get().workers
+    return max(executor.capacity - executor.used, 0)
+
+
+_lock = threading.Lock()
+_scheduler: Scheduler | None = None
+
+
+def start() -> None:
+    global _scheduler
+    with _lock:
+        if _scheduler is None:
+            _scheduler = Scheduler()
+            _scheduler.start()
+
+
+def stop() -> None:
+    global _scheduler
+    with _lock:
+        scheduler, _scheduler = _scheduler, None
+    if scheduler is not None:
+        scheduler.stop()
+
+
+def wake_at(when: datetime) -> None:
+    """Have this process look for due jobs at ``when`` (if it runs jobs)."""
+    scheduler = _scheduler
+    if scheduler is not None:
+        scheduler.wake_at(when)
+
+
+def _forget_after_fork() -> None:
+    global _scheduler, _lock
+    _scheduler = None
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
