@@ -44,9 +44,9 @@ def submit_report(request: HttpRequest) -> HttpResponse:
     )
 
 
+@limit_upload_size
 @require_POST
 @csrf_protect_sessions
-@limit_upload_size
 def submit_checksum(request: HttpRequest) -> HttpResponse:
     form = ChecksumForm(request.POST, request.FILES)
     if not form.is_valid():

@@ -36,7 +36,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .cancel import cancel
-from .exceptions import ExecutorFull
+from .exceptions import EnqueueRefused
 from .models import Job, JobQuerySet, JobStatus, WorkerProcess, percent
 from .results import load_task
 from .submitter import submitted_by
@@ -227,7 +227,7 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 ):
                     task.enqueue(*job.args, **job.kwargs)
                 started += 1
-            except ExecutorFull as exc:
+            except EnqueueRefused as exc:
                 self.message_user(request, str(exc), messages.ERROR)
                 break
             except Exception as exc:  # a task that no longer imports, say

@@ -34,7 +34,14 @@ from typing import Any, cast
 
 from django.core.checks import CheckMessage
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connections, router, transaction
+from django.db import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connections,
+    router,
+    transaction,
+)
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.tasks import Task, TaskResult, TaskResultStatus
 from django.tasks.backends.base import BaseTaskBackend
@@ -42,7 +49,8 @@ from django.tasks.exceptions import TaskResultDoesNotExist
 from django.tasks.signals import task_enqueued
 from django.utils import timezone
 
-from . import checks, lifecycle, scheduler
+from . import checks, conf, lifecycle, scheduler
+from .exceptions import DatabaseUnavailable
 from .executor import Slot, get_executor
 from .jobsql import statements_for
 from .jsonargs import check_arguments
@@ -112,9 +120,10 @@ class SlowJobsBackend(BaseTaskBackend):
         row["heartbeat_at"] = enqueued_at
         try:
             existing = _insert(connection, row, unique_key)
-        except BaseException:
+        except BaseException as exc:
             if slot is not None:
                 slot.release()
+            _refuse_if_unavailable(exc)
             raise
         if existing is not None:
             if slot is not None:
@@ -189,7 +198,11 @@ class SlowJobsBackend(BaseTaskBackend):
         ticket = uuid.uuid4()
         row = self._row(task, ticket, args, kwargs, enqueued_at, current_submitter())
         row["run_after"] = run_after
-        existing = _insert(connections[using], row, unique_key)
+        try:
+            existing = _insert(connections[using], row, unique_key)
+        except (OperationalError, InterfaceError) as exc:
+            _refuse_if_unavailable(exc)
+            raise
         if existing is not None:
             return cast("TaskResult[P, R]", result_from_job(existing, task))
         result = build_result(
@@ -215,6 +228,15 @@ class SlowJobsBackend(BaseTaskBackend):
 
     def check(self, **kwargs: Any) -> list[CheckMessage]:
         return [*super().check(**kwargs), *checks.check_backend(self.alias)]
+
+
+def _refuse_if_unavailable(exc: BaseException) -> None:
+    """A database that does not answer is a refusal to retry, not a crash."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        raise DatabaseUnavailable(
+            f"The job could not be recorded: the database did not answer ({exc}).",
+            retry_after=conf.get().retry_after,
+        ) from exc
 
 
 def _insert(

@@ -1,11 +1,23 @@
-"""System checks: misconfiguration found by ``manage.py check``, with a way out."""
+"""System checks: misconfiguration found by ``manage.py check``, with a way out.
+
+- E001: a setting has a wrong value.
+- W001, E002: the submitter middleware is missing or misplaced.
+- W002: the job URLs are not mounted.
+- W003: memcached on an address other hosts may reach (memcached has no
+  authentication: whoever reaches it can read progress and cancel jobs).
+- W004: several live processes run jobs with the in-process progress store
+  (a database check: ``manage.py check --database default``, and ``migrate``).
+- W005: ``DEBUG`` on while the site answers non-local host names.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import NoReverseMatch, reverse
 
@@ -67,3 +79,97 @@ def check_backend(alias: str) -> list[CheckMessage]:
             )
         )
     return messages
+
+
+LOCAL_HOST_NAMES = frozenset(
+    {"localhost", ".localhost", "127.0.0.1", "::1", "[::1]", "testserver"}
+)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve anywhere
+
+
+@register(Tags.security)
+def check_memcached_exposure(
+    app_configs: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    try:
+        settings_ = conf.get()
+    except ImproperlyConfigured:
+        return []  # E001 says why
+    exposed = [f"{h}:{p}" for h, p in settings_.memcached if not is_loopback(h)]
+    if not exposed or settings_.memcached_trusted:
+        return []
+    return [
+        Warning(
+            f"SLOWJOBS_MEMCACHED names servers off this host ({', '.join(exposed)}). "
+            "memcached has no authentication: anyone who reaches them can read "
+            "job progress and cancel jobs.",
+            hint="Keep memcached on a private network or firewalled to the web "
+            "servers, then set SLOWJOBS_MEMCACHED_TRUSTED = True to say so.",
+            id="slowjobs.W003",
+        )
+    ]
+
+
+def local_store_warning(processes: int) -> CheckMessage:
+    return Warning(
+        f"{processes} processes run jobs, but SLOWJOBS_MEMCACHED is empty: each "
+        "keeps live progress in its own memory, so a status request served by "
+        "another process sees only the database copy (up to "
+        "SLOWJOBS_PROGRESS_DB_INTERVAL old), and cancel requests wait for the "
+        "database look.",
+        hint="Run memcached and set SLOWJOBS_MEMCACHED to its address.",
+        id="slowjobs.W004",
+    )
+
+
+@register(Tags.database)
+def check_store_shared_by_processes(
+    app_configs: Any = None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    if not databases or "default" not in databases:
+        return []
+    try:
+        if conf.get().memcached:
+            return []
+    except ImproperlyConfigured:
+        return []
+    from django.db import DatabaseError
+
+    from .models import WorkerProcess
+    from .orphans import lease_cutoff
+
+    try:
+        alive = WorkerProcess.objects.filter(
+            last_seen__gte=lease_cutoff(), stopping=False
+        ).count()
+    except DatabaseError:
+        return []  # not migrated yet: nothing runs
+    return [local_store_warning(alive)] if alive > 1 else []
+
+
+@register(Tags.security)
+def check_debug_exposure(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if not settings.DEBUG:
+        return []
+    public = [
+        host for host in settings.ALLOWED_HOSTS if host.lower() not in LOCAL_HOST_NAMES
+    ]
+    if not public:
+        return []
+    return [
+        Warning(
+            f"DEBUG is on while ALLOWED_HOSTS accepts {', '.join(public)}: an error "
+            "page would show visitors tracebacks with job arguments, results and "
+            "settings.",
+            hint="Turn DEBUG off, or keep ALLOWED_HOSTS to local names.",
+            id="slowjobs.W005",
+        )
+    ]

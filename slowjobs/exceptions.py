@@ -5,16 +5,24 @@ from __future__ import annotations
 from django.tasks.exceptions import TaskException
 
 
-class ExecutorFull(TaskException):
-    """No room for another job in this process within the submit timeout.
+class EnqueueRefused(TaskException):
+    """The job was not taken, for now; nothing was written.
 
-    Nothing was written: the caller may retry later.  Views answer ``503``
-    with ``Retry-After`` (``retry_after`` seconds).
+    The caller may retry later.  Views answer ``503`` with ``Retry-After``
+    (``retry_after`` seconds).
     """
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ExecutorFull(EnqueueRefused):
+    """No room for another job in this process within the submit timeout."""
+
+
+class DatabaseUnavailable(EnqueueRefused):
+    """The database did not answer, so the job could not be recorded."""
 
 
 class ExecutorShutDown(ExecutorFull):

@@ -15,12 +15,20 @@ lazily: with the first job, and at interpreter exit.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+logger = logging.getLogger("slowjobs.gunicorn")
 
 
 def post_worker_init(worker: Any) -> None:
-    from slowjobs import lifecycle
+    from slowjobs import conf, lifecycle
+    from slowjobs.checks import local_store_warning
 
+    workers = int(getattr(getattr(worker, "cfg", None), "workers", 1) or 1)
+    if workers > 1 and not conf.get().memcached:
+        warning = local_store_warning(workers)
+        logger.warning("%s (%s) %s", warning.msg, warning.id, warning.hint)
     lifecycle.start()
 
 

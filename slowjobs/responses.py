@@ -7,21 +7,31 @@
 
 A browser form post gets ``303`` to the job's status page; a client that
 asks for ``application/json`` gets ``202`` with ``{ticket, status_url,
-page_url}`` and a ``Location`` header; a full executor gets ``503`` with
-``Retry-After``.
+page_url}`` and a ``Location`` header; a full executor (or a database that
+does not answer) gets ``503`` with ``Retry-After``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.db import InterfaceError, OperationalError
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.middleware.csrf import get_token
 from django.tasks import Task, TaskResult
 from django.urls import reverse
 from django.utils.translation import gettext
 
-from .exceptions import ExecutorFull, InvalidTaskArguments
+from . import conf
+from .exceptions import EnqueueRefused, InvalidTaskArguments
 
 
 def wants_json(request: HttpRequest) -> bool:
@@ -56,7 +66,7 @@ def accepted(request: HttpRequest, result: TaskResult[..., Any]) -> HttpResponse
     return response
 
 
-def refused(request: HttpRequest, exc: ExecutorFull) -> HttpResponse:
+def refused(request: HttpRequest, exc: EnqueueRefused) -> HttpResponse:
     if wants_json(request):
         response: HttpResponse = JsonResponse(
             {"error": str(exc), "retry_after": exc.retry_after}, status=503
@@ -65,6 +75,35 @@ def refused(request: HttpRequest, exc: ExecutorFull) -> HttpResponse:
         response = HttpResponse(str(exc), status=503, content_type="text/plain")
     response["Retry-After"] = str(exc.retry_after)
     return response
+
+
+def unavailable(request: HttpRequest, retry_after: int) -> HttpResponse:
+    message = gettext("The job database is not answering; try again shortly.")
+    if wants_json(request) or request.path.endswith("/status"):
+        response: HttpResponse = JsonResponse(
+            {"error": message, "retry_after": retry_after}, status=503
+        )
+    else:
+        response = HttpResponse(message, status=503, content_type="text/plain")
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
+def database_outage_as_503[**P](
+    view: Callable[P, HttpResponseBase],
+) -> Callable[P, HttpResponseBase]:
+    """Answer ``503`` with ``Retry-After`` while the database does not answer."""
+
+    @wraps(view)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
+        try:
+            return view(*args, **kwargs)
+        except (OperationalError, InterfaceError):
+            request = args[0]
+            assert isinstance(request, HttpRequest)
+            return unavailable(request, conf.get().retry_after)
+
+    return wrapper
 
 
 def invalid(request: HttpRequest, errors: dict[str, list[str]]) -> HttpResponse:
@@ -84,7 +123,7 @@ def submit(
     """Enqueue ``task`` and answer as the client asked."""
     try:
         result = task.enqueue(*args, **kwargs)
-    except ExecutorFull as exc:
+    except EnqueueRefused as exc:
         return refused(request, exc)
     except InvalidTaskArguments as exc:
         return invalid(request, {"__all__": [str(exc)]})

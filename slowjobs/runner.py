@@ -30,6 +30,7 @@ from .context import JobContext, running_as
 from .exceptions import JobCancelled, JobInterrupted, JobTimedOut
 from .executor.registry import get_executor
 from .jsonargs import to_json_value
+from .logs import about
 from .models import Job, JobStatus
 from .progress import get_store
 from .progress.base import cancel_key
@@ -175,7 +176,7 @@ def _announce_finish(
                 "Job %s: attempt %d ended after losing the job; its outcome is dropped",
                 spec.ticket,
                 spec.attempts + 1,
-                extra={"ticket": str(spec.ticket)},
+                extra=about(spec.ticket),
             )
             return
         final = result_from_job(row, spec.task)
@@ -246,6 +247,13 @@ def run_job(spec: JobSpec) -> None:
         running = spec.result(
             TaskResultStatus.RUNNING, started_at=started, worker_ids=worker_ids
         )
+        logger.debug(
+            "Job %s started: %s, attempt %d",
+            spec.ticket,
+            spec.task.module_path,
+            attempt,
+            extra=about(spec.ticket),
+        )
         task_started.send(sender=spec.sender, task_result=running)
         status, fields, exc = _call(spec, running, job)
     finally:
@@ -255,6 +263,7 @@ def run_job(spec: JobSpec) -> None:
     if status == INTERRUPTED:
         return  # handed back by this stopping process, which recorded it
     finished = timezone.now()
+    _log_outcome(spec, status, fields, finished - started)
     if status == JobStatus.FAILED:
         retry_at = _retry_at(spec, exc, finished)
         if retry_at is not None:
@@ -289,6 +298,26 @@ def run_job(spec: JobSpec) -> None:
             **{k: v for k, v in fields.items() if v is not None},
         },
         on_written=partial(_announce_finish, spec, final, job),
+    )
+
+
+def _log_outcome(
+    spec: JobSpec, status: str, fields: dict[str, Any], took: timedelta
+) -> None:
+    if status == JobStatus.SUCCEEDED:
+        level, detail = logging.DEBUG, ""
+    else:
+        level = logging.INFO
+        detail = f": {fields['error_class']}: {fields['error_message'][:200]}"
+    logger.log(
+        level,
+        "Job %s %s after %.3f s (%s)%s",
+        spec.ticket,
+        status,
+        took.total_seconds(),
+        spec.task.module_path,
+        detail,
+        extra=about(spec.ticket),
     )
 
 
@@ -335,7 +364,7 @@ def _retry_scheduled(
             "Job %s: attempt %d failed after losing the job; no retry from it",
             spec.ticket,
             job.attempt,
-            extra={"ticket": str(spec.ticket)},
+            extra=about(spec.ticket),
         )
         return
     job.finished()
@@ -345,7 +374,7 @@ def _retry_scheduled(
         job.attempt,
         entry["error"].splitlines()[0][:200],
         retry_at.isoformat(),
-        extra={"ticket": str(spec.ticket)},
+        extra=about(spec.ticket),
     )
     scheduler.wake_at(retry_at)
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.db import DatabaseError, connections
+
 from . import conf
 from .exceptions import JobCancelled, JobInterrupted, JobTimedOut
 from .models import Job, JobStatus
@@ -226,7 +228,17 @@ class RunningJob:
 
 
 def cancel_requested_in_database(ticket: uuid.UUID, using: str = "default") -> bool:
-    return Job.objects.using(using).filter(pk=ticket, cancel_requested=True).exists()
+    """Whether the row asks for a cancel; False while the database is away
+    (the job goes on, and looks again at its next check)."""
+    try:
+        return (
+            Job.objects.using(using).filter(pk=ticket, cancel_requested=True).exists()
+        )
+    except DatabaseError:
+        connection = connections[using]
+        if not connection.in_atomic_block:
+            connection.close()
+        return False
 
 
 def timeout_for(task: Any) -> float | None:

@@ -13,6 +13,10 @@ when idle a write costs one commit, as before.
   number of rows the conditional UPDATE matched (0 when the attempt no longer
   owns the job).  Two updates of one job in one batch become one UPDATE.
 - ``flush`` waits until everything queued so far is written (shutdown).
+- When the database is away (restarted, unreachable), the writer keeps the
+  states and tries again, with growing pauses, until it is back: a job's
+  outcome is never dropped for an outage.  Only a stopping writer gives up,
+  leaving its jobs to recovery.
 """
 
 from __future__ import annotations
@@ -26,7 +30,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from django.db import DatabaseError, connections, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connections,
+    transaction,
+)
 
 from . import dbhygiene
 from .jobsql import statements_for
@@ -38,6 +48,8 @@ OnWritten = Callable[[int], None]
 
 MAX_BATCH = 500
 RETRIES = 3
+# Longest pause, in seconds, between tries while the database is away.
+OUTAGE_PAUSE = 2.0
 
 
 class _Write:
@@ -208,7 +220,9 @@ class StateWriter:
         self._finish(merged)
 
     def _commit(self, writes: list[_Write]) -> None:
-        for attempt in range(RETRIES):
+        attempt = 0
+        outage_since: float | None = None
+        while True:
             try:
                 with (
                     sqlite_write_turn(connections[self.using]),
@@ -216,12 +230,35 @@ class StateWriter:
                 ):
                     self._apply(writes)
                 self.commits += 1
+                if outage_since is not None:
+                    logger.warning(
+                        "slowjobs: the database is back after %.1f s; %d job "
+                        "states written",
+                        time.monotonic() - outage_since,
+                        len(writes),
+                    )
                 return
-            except DatabaseError as exc:
-                if attempt == RETRIES - 1:
+            except (OperationalError, InterfaceError) as exc:
+                # The database is away (or busy): the states wait for it.
+                connections[self.using].close()
+                if self._stopped:
                     self._apply_one_by_one(writes, exc)
                     return
-                time.sleep(0.05 * (attempt + 1))
+                if outage_since is None:
+                    outage_since = time.monotonic()
+                    logger.warning(
+                        "slowjobs: cannot write job states (%s); trying until "
+                        "the database answers",
+                        str(exc).strip().splitlines()[0] if str(exc) else exc,
+                    )
+                attempt += 1
+                time.sleep(min(0.05 * 2**attempt, OUTAGE_PAUSE))
+            except DatabaseError as exc:
+                attempt += 1
+                if attempt >= RETRIES:
+                    self._apply_one_by_one(writes, exc)
+                    return
+                time.sleep(0.05 * attempt)
 
     def _apply(self, writes: list[_Write]) -> None:
         connection = connections[self.using]
@@ -249,7 +286,12 @@ class StateWriter:
                 self.commits += 1
             except DatabaseError as exc:
                 write.error = exc
-                logger.exception("slowjobs: could not write job state %s", write)
+                logger.exception(
+                    "Job %s: could not write its state %s",
+                    write.ticket,
+                    write.changes,
+                    extra={"ticket": str(write.ticket)},
+                )
 
     def _finish(self, writes: list[_Write]) -> None:
         self.writes += len(writes)

@@ -7,11 +7,16 @@ it to a temporary file (in ``FILE_UPLOAD_TEMP_DIR``) as it arrives, and
 (the demo does) and that is a rename, not a second copy, however large.
 ``limit_upload_size`` answers ``413`` when the declared length is over
 ``SLOWJOBS_MAX_UPLOAD_MB``, and ``SizeLimitHandler`` stops a body that lies
-about its length or sends none.
+about its length or sends none.  A disk that fills up while an upload
+streams in gets ``507`` and a message; the partial file is removed.
+Put ``limit_upload_size`` outermost (above CSRF checks), so that nothing
+reads the body before its handlers are in place.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
 import shutil
@@ -66,6 +71,34 @@ def too_large(request: HttpRequest) -> HttpResponse:
     return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
 
 
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def no_space(request: HttpRequest) -> HttpResponse:
+    message = gettext(
+        "The server has no room to store this upload right now; "
+        "nothing was kept. Try again later."
+    )
+    if wants_json(request):
+        response: HttpResponse = JsonResponse({"error": message}, status=507)
+    else:
+        response = HttpResponse(
+            message, status=507, content_type="text/plain; charset=utf-8"
+        )
+    response["Retry-After"] = str(conf.get().retry_after)
+    return response
+
+
+def _discard_uploads(request: HttpRequest) -> None:
+    """Close (and so delete) the temporary files of a failed upload now,
+    rather than whenever the traceback that holds them is collected."""
+    for handler in request.upload_handlers:
+        partial = getattr(handler, "file", None)
+        if partial is not None:
+            with contextlib.suppress(OSError):
+                partial.close()
+
+
 def limit_upload_size(view: View) -> View:
     """Answer 413 for an upload over the limit, before reading its body."""
 
@@ -82,7 +115,13 @@ def limit_upload_size(view: View) -> View:
             SizeLimitHandler(request),
             TemporaryFileUploadHandler(request),
         ]
-        response = view(request, *args, **kwargs)
+        try:
+            response = view(request, *args, **kwargs)
+        except OSError as exc:
+            if exc.errno not in NO_SPACE:
+                raise
+            _discard_uploads(request)
+            return no_space(request)
         if getattr(request, "slowjobs_upload_too_large", False):
             return too_large(request)
         return response

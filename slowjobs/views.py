@@ -15,6 +15,7 @@ from django.http import (
     HttpResponseRedirect,
     JsonResponse,
 )
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -28,7 +29,7 @@ from .access import get_visible_job, is_staff
 from .cancel import CancelOutcome, cancel
 from .csrf import csrf_protect_sessions
 from .models import Job, JobStatus
-from .responses import wants_json
+from .responses import database_outage_as_503, wants_json
 from .status import live_payload, status_payload
 
 
@@ -48,8 +49,9 @@ def _current_status(request: HttpRequest, ticket: str) -> dict[str, Any]:
 
 
 @never_cache
+@database_outage_as_503
 @require_safe
-def job_status(request: HttpRequest, ticket: str) -> JsonResponse:
+def job_status(request: HttpRequest, ticket: str) -> HttpResponseBase:
     try:
         return JsonResponse(_current_status(request, ticket))
     except Http404:
@@ -64,6 +66,7 @@ CANCEL_DETAILS = {
 
 
 @never_cache
+@database_outage_as_503
 @require_POST
 @csrf_protect_sessions
 def job_cancel(request: HttpRequest, ticket: str) -> HttpResponse:
@@ -108,6 +111,7 @@ def _timing(job: Job) -> tuple[str, str]:
 
 
 @never_cache
+@database_outage_as_503
 @require_safe
 def job_page(request: HttpRequest, ticket: str) -> HttpResponse:
     job = get_visible_job(request, ticket)
@@ -128,8 +132,9 @@ def job_page(request: HttpRequest, ticket: str) -> HttpResponse:
 
 
 @never_cache
+@database_outage_as_503
 @require_safe
-def job_result(request: HttpRequest, ticket: str) -> FileResponse:
+def job_result(request: HttpRequest, ticket: str) -> HttpResponseBase:
     job = get_visible_job(request, ticket)
     path = jobfiles.resolve(job.result_file) if job.result_file else None
     if path is None or not path.is_file():

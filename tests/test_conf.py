@@ -76,3 +76,74 @@ def test_system_check_warns_when_the_job_urls_are_not_mounted(settings):
     settings.ROOT_URLCONF = "tests.urls_without_jobs"
     with pytest.raises(SystemCheckError, match=r"slowjobs\.W002"):
         call_command("check", fail_level="WARNING")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("servers", "warned"),
+    [
+        (["127.0.0.1:11211"], False),
+        (["localhost:11211", "[::1]:11211"], False),
+        (["10.0.0.5:11211"], True),
+        (["cache.internal:11211"], True),
+    ],
+)
+def test_system_check_warns_about_memcached_off_this_host(settings, servers, warned):
+    settings.SLOWJOBS_MEMCACHED = servers
+    if warned:
+        with pytest.raises(SystemCheckError, match=r"slowjobs\.W003"):
+            call_command("check", fail_level="WARNING")
+        settings.SLOWJOBS_MEMCACHED_TRUSTED = True  # the note that silences it
+    call_command("check", fail_level="WARNING")
+
+
+@pytest.mark.django_db
+def test_system_check_warns_about_debug_with_public_hosts(settings):
+    settings.DEBUG = True
+    settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
+    call_command("check", fail_level="WARNING")
+    settings.ALLOWED_HOSTS = ["localhost", "jobs.example.com"]
+    with pytest.raises(SystemCheckError, match=r"slowjobs\.W005.*jobs\.example\.com"):
+        call_command("check", fail_level="WARNING")
+    settings.DEBUG = False
+    call_command("check", fail_level="WARNING")
+
+
+@pytest.mark.django_db
+def test_database_check_warns_when_processes_share_no_progress_store(settings):
+    from django.utils import timezone
+
+    from slowjobs.models import WorkerProcess
+
+    now = timezone.now()
+    for pid in (101, 102):
+        WorkerProcess.objects.create(
+            id=f"web:{pid}",
+            host="web",
+            pid=pid,
+            started_at=now,
+            last_seen=now,
+            mode="pool",
+        )
+    settings.SLOWJOBS_MEMCACHED = []
+    with pytest.raises(SystemCheckError, match=r"slowjobs\.W004"):
+        call_command("check", databases=["default"], fail_level="WARNING")
+    call_command("check", fail_level="WARNING")  # without the database: quiet
+    settings.SLOWJOBS_MEMCACHED = ["127.0.0.1:11211"]
+    call_command("check", databases=["default"], fail_level="WARNING")
+
+
+def test_nothing_in_the_package_can_pickle():
+    """No pickle anywhere: nothing imports it, and Django's pickling cache is unused."""
+    import pathlib
+    import re
+
+    package = pathlib.Path(__file__).resolve().parent.parent / "slowjobs"
+    importing = [
+        str(path)
+        for path in package.rglob("*.py")
+        if re.search(
+            r"^\s*(import|from)\s+(c?pickle|marshal|shelve)\b", path.read_text(), re.M
+        )
+    ]
+    assert importing == []

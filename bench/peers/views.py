@@ -10,7 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from bench.views import parse_form
-from slowjobs.exceptions import ExecutorFull
+from slowjobs.exceptions import EnqueueRefused
 from slowjobs.responses import submit
 from slowjobs.submitter import submitted_by
 
@@ -46,7 +46,7 @@ def enqueue_many(request: HttpRequest) -> HttpResponse:
         with submitted_by(), transaction.atomic():
             for _ in range(count):
                 tasks.noop.enqueue()
-    except ExecutorFull as exc:
+    except EnqueueRefused as exc:
         return JsonResponse({"error": str(exc)}, status=503)
     return JsonResponse({"enqueued": count}, status=202)
 
