@@ -112,13 +112,14 @@ class SlowJobsBackend(BaseTaskBackend):
             # slot held for it: check for room now, take it again on commit.
             slot.release()
             slot = None
-        submitter = current_submitter()
         ticket = uuid.uuid4()
-        row = self._row(task, ticket, args, kwargs, enqueued_at, submitter)
-        # Queued in this process's executor: owned by it until it runs.
-        row["owner"] = process_id()
-        row["heartbeat_at"] = enqueued_at
         try:
+            # The submitter may need the database too (a session to save).
+            submitter = current_submitter()
+            row = self._row(task, ticket, args, kwargs, enqueued_at, submitter)
+            # Queued in this process's executor: owned by it until it runs.
+            row["owner"] = process_id()
+            row["heartbeat_at"] = enqueued_at
             existing = _insert(connection, row, unique_key)
         except BaseException as exc:
             if slot is not None:
@@ -196,9 +197,10 @@ class SlowJobsBackend(BaseTaskBackend):
         run_after = task.run_after
         assert run_after is not None
         ticket = uuid.uuid4()
-        row = self._row(task, ticket, args, kwargs, enqueued_at, current_submitter())
-        row["run_after"] = run_after
         try:
+            submitter = current_submitter()
+            row = self._row(task, ticket, args, kwargs, enqueued_at, submitter)
+            row["run_after"] = run_after
             existing = _insert(connections[using], row, unique_key)
         except (OperationalError, InterfaceError) as exc:
             _refuse_if_unavailable(exc)

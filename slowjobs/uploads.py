@@ -97,6 +97,11 @@ def _discard_uploads(request: HttpRequest) -> None:
         if partial is not None:
             with contextlib.suppress(OSError):
                 partial.close()
+    # Read the rest of the body (at most the size limit: checked before),
+    # so the client that is still sending gets the answer, not a reset.
+    with contextlib.suppress(OSError, ValueError):
+        while request.read(1 << 16):
+            pass
 
 
 def limit_upload_size(view: View) -> View:
