@@ -111,6 +111,8 @@ SLOWJOBS_SUBMIT_TIMEOUT = env.float("SLOWJOBS_SUBMIT_TIMEOUT", default=0.5)
 SLOWJOBS_RETRY_AFTER = env.int("SLOWJOBS_RETRY_AFTER", default=5)
 SLOWJOBS_MEMCACHED = env.str("SLOWJOBS_MEMCACHED", default="")
 SLOWJOBS_MEMCACHED_TRUSTED = env.bool("SLOWJOBS_MEMCACHED_TRUSTED", default=False)
+SLOWJOBS_METRICS = env.bool("SLOWJOBS_METRICS", default=False)
+SLOWJOBS_METRICS_TOKEN = env.str("SLOWJOBS_METRICS_TOKEN", default="")
 SLOWJOBS_MAX_UPLOAD_MB = env.int("SLOWJOBS_MAX_UPLOAD_MB", default=1024)
 SLOWJOBS_HEARTBEAT_INTERVAL = env.float("SLOWJOBS_HEARTBEAT_INTERVAL", default=5.0)
 SLOWJOBS_LEASE = env.float("SLOWJOBS_LEASE", default=30.0)
@@ -150,9 +152,31 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Every line says which job it is about (or "-").
+    "filters": {"ticket": {"()": "slowjobs.logs.JobTicketFilter"}},
+    "formatters": {
+        "jobs": {
+            "format": "%(asctime)s %(levelname)s %(name)s [%(ticket)s] %(message)s"
+        }
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["ticket"],
+            "formatter": "jobs",
+        }
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        "slowjobs": {"handlers": ["console"], "level": env.str("LOG_LEVEL", "INFO")},
-        "django.tasks": {"handlers": ["console"], "level": "WARNING"},
+        "slowjobs": {
+            "handlers": ["console"],
+            "level": env.str("LOG_LEVEL", "INFO"),
+            "propagate": False,
+        },
+        "django.tasks": {
+            "handlers": ["console"],
+            "level": "WARNING",
+            "propagate": False,
+        },
     },
 }

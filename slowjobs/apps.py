@@ -4,6 +4,12 @@ from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
 
+def _prometheus_installed() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("prometheus_client") is not None
+
+
 class SlowjobsConfig(AppConfig):
     name = "slowjobs"
     verbose_name = _("Slow jobs")
@@ -13,5 +19,9 @@ class SlowjobsConfig(AppConfig):
         from . import checks, conf
 
         # A wrong setting stops start-up with its name, not the first job.
-        conf.load()
+        settings = conf.load()
         del checks  # registered on import
+        if settings.metrics and _prometheus_installed():
+            from . import metrics
+
+            metrics.connect()

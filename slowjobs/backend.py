@@ -50,14 +50,16 @@ from django.tasks.signals import task_enqueued
 from django.utils import timezone
 
 from . import checks, conf, lifecycle, scheduler
-from .exceptions import DatabaseUnavailable
+from .exceptions import DatabaseUnavailable, EnqueueRefused
 from .executor import Slot, get_executor
 from .jobsql import statements_for
 from .jsonargs import check_arguments
+from .logs import about_job
 from .models import Job, JobStatus
 from .process import process_id
 from .results import build_result, result_from_job
 from .runner import JobSpec, JobWork
+from .signals import enqueue_refused
 from .submitter import Submitter, current_submitter
 from .task import SlowJobsTask, unique_key_for
 from .writelock import sqlite_write_turn
@@ -106,7 +108,11 @@ class SlowJobsBackend(BaseTaskBackend):
         if run_after is not None and run_after > enqueued_at:
             return self._defer(task, args, kwargs, unique_key, using, enqueued_at)
         executor = get_executor()
-        slot: Slot | None = executor.reserve()
+        try:
+            slot: Slot | None = executor.reserve()
+        except EnqueueRefused as exc:
+            _announce_refusal(type(self), task, exc)
+            raise
         if in_transaction and slot is not None:
             # The transaction may still roll back, and nothing would free a
             # slot held for it: check for room now, take it again on commit.
@@ -124,7 +130,7 @@ class SlowJobsBackend(BaseTaskBackend):
         except BaseException as exc:
             if slot is not None:
                 slot.release()
-            _refuse_if_unavailable(exc)
+            _refuse_if_unavailable(exc, type(self), task)
             raise
         if existing is not None:
             if slot is not None:
@@ -152,7 +158,8 @@ class SlowJobsBackend(BaseTaskBackend):
         )
         try:
             # Sent before the hand-off, so no receiver sees the start first.
-            task_enqueued.send(type(self), task_result=result)
+            with about_job(ticket):
+                task_enqueued.send(type(self), task_result=result)
         finally:
             # The row is written: the job runs even if a receiver raised.
             if in_transaction:
@@ -203,7 +210,7 @@ class SlowJobsBackend(BaseTaskBackend):
             row["run_after"] = run_after
             existing = _insert(connections[using], row, unique_key)
         except (OperationalError, InterfaceError) as exc:
-            _refuse_if_unavailable(exc)
+            _refuse_if_unavailable(exc, type(self), task)
             raise
         if existing is not None:
             return cast("TaskResult[P, R]", result_from_job(existing, task))
@@ -216,7 +223,8 @@ class SlowJobsBackend(BaseTaskBackend):
             enqueued_at=enqueued_at,
         )
         try:
-            task_enqueued.send(type(self), task_result=result)
+            with about_job(ticket):
+                task_enqueued.send(type(self), task_result=result)
         finally:
             transaction.on_commit(partial(scheduler.wake_at, run_after), using=using)
         return result
@@ -232,13 +240,21 @@ class SlowJobsBackend(BaseTaskBackend):
         return [*super().check(**kwargs), *checks.check_backend(self.alias)]
 
 
-def _refuse_if_unavailable(exc: BaseException) -> None:
+def _announce_refusal(sender: type, task: Task[..., Any], exc: EnqueueRefused) -> None:
+    enqueue_refused.send(sender, task=task, reason=type(exc).__name__, exception=exc)
+
+
+def _refuse_if_unavailable(
+    exc: BaseException, sender: type, task: Task[..., Any]
+) -> None:
     """A database that does not answer is a refusal to retry, not a crash."""
     if isinstance(exc, OperationalError | InterfaceError):
-        raise DatabaseUnavailable(
+        refusal = DatabaseUnavailable(
             f"The job could not be recorded: the database did not answer ({exc}).",
             retry_after=conf.get().retry_after,
-        ) from exc
+        )
+        _announce_refusal(sender, task, refusal)
+        raise refusal from exc
 
 
 def _insert(

@@ -8,6 +8,7 @@
 - W004: several live processes run jobs with the in-process progress store
   (a database check: ``manage.py check --database default``, and ``migrate``).
 - W005: ``DEBUG`` on while the site answers non-local host names.
+- E003: ``SLOWJOBS_METRICS`` on without prometheus-client installed.
 """
 
 from __future__ import annotations
@@ -173,3 +174,22 @@ def check_debug_exposure(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
             id="slowjobs.W005",
         )
     ]
+
+
+@register()
+def check_metrics(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    from importlib.util import find_spec
+
+    try:
+        wanted = conf.get().metrics
+    except ImproperlyConfigured:
+        return []
+    if wanted and find_spec("prometheus_client") is None:
+        return [
+            Error(
+                "SLOWJOBS_METRICS is True, but prometheus-client is not installed.",
+                hint="pip install 'slowjobs[metrics]', or turn SLOWJOBS_METRICS off.",
+                id="slowjobs.E003",
+            )
+        ]
+    return []

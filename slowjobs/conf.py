@@ -67,6 +67,11 @@ DEFAULTS: dict[str, Any] = {
     "SLOWJOBS_ADOPT_ON_START": False,
     # Days a finished job (and its files) is kept before purge_jobs removes it.
     "SLOWJOBS_RETENTION_DAYS": 7,
+    # Count jobs for Prometheus (needs prometheus-client: slowjobs[metrics]);
+    # serve them with slowjobs.metrics.metrics_view.
+    "SLOWJOBS_METRICS": False,
+    # A bearer token that lets a scraper from another host read the metrics.
+    "SLOWJOBS_METRICS_TOKEN": "",
 }
 
 
@@ -91,6 +96,8 @@ class SlowjobsSettings:
     drain_timeout: float
     adopt_on_start: bool
     retention_days: int
+    metrics: bool
+    metrics_token: str
 
 
 def _raw(name: str) -> Any:
@@ -120,6 +127,13 @@ def _positive_seconds(name: str) -> float:
     value = _seconds(name)
     if value <= 0:
         raise ImproperlyConfigured(f"{name} must be a number of seconds > 0, not 0.")
+    return value
+
+
+def _str(name: str) -> str:
+    value = _raw(name)
+    if not isinstance(value, str):
+        raise ImproperlyConfigured(f"{name} must be a string, not {value!r}.")
     return value
 
 
@@ -191,6 +205,8 @@ def load() -> SlowjobsSettings:
         drain_timeout=_seconds("SLOWJOBS_DRAIN_TIMEOUT"),
         adopt_on_start=_bool("SLOWJOBS_ADOPT_ON_START"),
         retention_days=_int("SLOWJOBS_RETENTION_DAYS", minimum=0) or 0,
+        metrics=_bool("SLOWJOBS_METRICS"),
+        metrics_token=_str("SLOWJOBS_METRICS_TOKEN"),
     )
 
 

@@ -26,17 +26,37 @@ put ``%(ticket)s`` in its format::
 from __future__ import annotations
 
 import logging
-
-from .context import current_job
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 NO_TICKET = "-"
+
+# Set while slowjobs sends a job's signals (Django's own task log lines).
+_ticket: ContextVar[str | None] = ContextVar("slowjobs_log_ticket", default=None)
+
+
+@contextmanager
+def about_job(ticket: object) -> Iterator[None]:
+    """Lines logged inside are about this job (signal receivers, say)."""
+    token = _ticket.set(str(ticket))
+    try:
+        yield
+    finally:
+        _ticket.reset(token)
 
 
 class JobTicketFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "ticket"):
+            # Imported here: logging is configured before the apps are loaded.
+            from .context import current_job
+
             job = current_job()
-            record.ticket = NO_TICKET if job is None else str(job.ticket)
+            if job is not None:
+                record.ticket = str(job.ticket)
+            else:
+                record.ticket = _ticket.get() or NO_TICKET
         return True
 
 

@@ -29,8 +29,8 @@ from .cancel import CANCELLED_BEFORE_START, CANCELLED_CLASS
 from .context import JobContext, running_as
 from .exceptions import JobCancelled, JobInterrupted, JobTimedOut
 from .executor.registry import get_executor
-from .jsonargs import to_json_value
-from .logs import about
+from .jsonargs import storable_text, to_json_value
+from .logs import about, about_job
 from .models import Job, JobStatus
 from .progress import get_store
 from .progress.base import cancel_key
@@ -42,6 +42,7 @@ from .running import (
     timeout_for,
     unregister,
 )
+from .signals import job_retrying
 from .statewriter import get_writer
 from .task import retries_on, retry_delay
 
@@ -96,10 +97,15 @@ class JobSpec:
 
 def _error_fields(exc: BaseException) -> dict[str, str]:
     kind = type(exc)
+    try:
+        message = str(exc) or kind.__name__
+        trace = "".join(traceback.format_exception(exc))
+    except Exception:  # an exception that cannot even describe itself
+        message = trace = f"{kind.__name__} (its message could not be read)"
     return {
         "error_class": f"{kind.__module__}.{kind.__qualname__}",
-        "error_message": (str(exc) or kind.__name__)[:ERROR_MESSAGE_LIMIT],
-        "error_traceback": "".join(traceback.format_exception(exc)),
+        "error_message": storable_text(message[:ERROR_MESSAGE_LIMIT]),
+        "error_traceback": storable_text(trace),
     }
 
 
@@ -182,7 +188,8 @@ def _announce_finish(
         final = result_from_job(row, spec.task)
     if job is not None:
         job.finished()
-    task_finished.send(sender=spec.sender, task_result=final)
+    with about_job(spec.ticket):
+        task_finished.send(sender=spec.sender, task_result=final)
 
 
 def run_job(spec: JobSpec) -> None:
@@ -254,7 +261,8 @@ def run_job(spec: JobSpec) -> None:
             attempt,
             extra=about(spec.ticket),
         )
-        task_started.send(sender=spec.sender, task_result=running)
+        with about_job(spec.ticket):
+            task_started.send(sender=spec.sender, task_result=running)
         status, fields, exc = _call(spec, running, job)
     finally:
         job.end()
@@ -368,6 +376,14 @@ def _retry_scheduled(
         )
         return
     job.finished()
+    job_retrying.send(
+        spec.sender,
+        ticket=spec.ticket,
+        task_path=spec.task.module_path,
+        attempt=job.attempt,
+        retry_at=retry_at,
+        error=entry["error"],
+    )
     logger.info(
         "Job %s: attempt %d failed (%s); next attempt at %s",
         spec.ticket,

@@ -21,6 +21,7 @@ from django.db import DatabaseError, connections
 
 from . import conf
 from .exceptions import JobCancelled, JobInterrupted, JobTimedOut
+from .jsonargs import storable_bigint, storable_text
 from .models import Job, JobStatus
 from .progress import get_store
 from .progress.base import cancel_key, live_key
@@ -144,15 +145,10 @@ class RunningJob:
 
     def _progress_values(self) -> dict[str, Any]:
         """What the task reported, checked and bounded (off the hot path)."""
-        try:
-            current = None if self.current is None else int(self.current)
-            total = None if self.total is None else int(self.total)
-        except (TypeError, ValueError):
-            current = total = None
         return {
-            "current": current,
-            "total": total,
-            "message": str(self.message)[:MESSAGE_LIMIT],
+            "current": None if self.current is None else storable_bigint(self.current),
+            "total": None if self.total is None else storable_bigint(self.total),
+            "message": storable_text(str(self.message)[:MESSAGE_LIMIT]),
         }
 
     @property

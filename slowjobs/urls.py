@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import openapi, views
 
 app_name = "slowjobs"
 
 urlpatterns = [
+    path("openapi.json", openapi.openapi_view, name="openapi"),
     path("<str:ticket>/", views.job_page, name="page"),
     path("<str:ticket>/status", views.job_status, name="status"),
     path("<str:ticket>/cancel", views.job_cancel, name="cancel"),

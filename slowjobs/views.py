@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.http import (
@@ -22,6 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
 from . import jobfiles
@@ -31,6 +33,14 @@ from .csrf import csrf_protect_sessions
 from .models import Job, JobStatus
 from .responses import database_outage_as_503, wants_json
 from .status import live_payload, status_payload
+
+
+def safe_methods_only(
+    view: Callable[..., HttpResponseBase],
+) -> Callable[..., HttpResponseBase]:
+    """GET and HEAD; any other method gets 405, not a CSRF 403: a read-only
+    view has nothing to protect, and the client deserves the real answer."""
+    return csrf_exempt(require_safe(view))
 
 
 def _not_found() -> JsonResponse:
@@ -50,7 +60,7 @@ def _current_status(request: HttpRequest, ticket: str) -> dict[str, Any]:
 
 @never_cache
 @database_outage_as_503
-@require_safe
+@safe_methods_only
 def job_status(request: HttpRequest, ticket: str) -> HttpResponseBase:
     try:
         return JsonResponse(_current_status(request, ticket))
@@ -112,7 +122,7 @@ def _timing(job: Job) -> tuple[str, str]:
 
 @never_cache
 @database_outage_as_503
-@require_safe
+@safe_methods_only
 def job_page(request: HttpRequest, ticket: str) -> HttpResponse:
     job = get_visible_job(request, ticket)
     status = status_payload(job, staff=is_staff(request))
@@ -133,7 +143,7 @@ def job_page(request: HttpRequest, ticket: str) -> HttpResponse:
 
 @never_cache
 @database_outage_as_503
-@require_safe
+@safe_methods_only
 def job_result(request: HttpRequest, ticket: str) -> HttpResponseBase:
     job = get_visible_job(request, ticket)
     path = jobfiles.resolve(job.result_file) if job.result_file else None

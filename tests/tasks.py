@@ -234,3 +234,11 @@ def stamp(name: str) -> float:
     now = time.time()
     seen.setdefault(name, []).append(now)
     return now
+
+
+@task
+def log_and_fail(message: str) -> None:
+    import logging
+
+    logging.getLogger("tests.tasks").warning("about to fail: %s", message)
+    raise RuntimeError(message)

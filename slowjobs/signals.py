@@ -1,0 +1,17 @@
+"""slowjobs' own signals, beside Django's task_enqueued/started/finished.
+
+- ``enqueue_refused``: a job was not taken (full executor, stopping process,
+  database away).  sender: the backend class; ``task``, ``reason`` (the
+  exception class name), ``exception``.
+- ``job_retrying``: a failed attempt will run again.  sender: the backend
+  class; ``ticket``, ``task_path``, ``attempt``, ``retry_at``, ``error``.
+
+``slowjobs.cancel.cancel_requested`` is sent after a cancel request.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+enqueue_refused = Signal()
+job_retrying = Signal()
