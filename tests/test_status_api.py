@@ -134,3 +134,16 @@ def test_status_refuses_writes(client):
 def test_job_status_maps_to_task_status():
     assert JobStatus("cancelled").to_task_status() == "FAILED"
     assert JobStatus("queued").to_task_status() == "READY"
+
+
+def test_the_status_page_escapes_what_a_job_says(finished):
+    client, key = session_client()
+    attack = "<script>alert('x')</script>"
+    result = _owned_job(key, tasks.fail, attack)
+    finished.wait(result.id)
+    Job.objects.filter(pk=result.id).update(
+        progress_message=attack, task_path=f"tests.tasks.{attack}"
+    )
+    page = client.get(f"/jobs/{result.id}/").content.decode()
+    assert attack not in page
+    assert "&lt;script&gt;alert(" in page
