@@ -94,14 +94,25 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             _("Attempts"),
             {"fields": ["attempts", "history_display", "owner", "heartbeat_at"]},
         ),
-        (_("Times"), {"fields": ["enqueued_at", "started_at", "finished_at"]}),
+        (
+            _("Times"),
+            {"fields": ["enqueued_at", "run_after", "started_at", "finished_at"]},
+        ),
         (
             _("Submitted by"),
             {"fields": ["submitted_by", "submitter_session", "input_file"]},
         ),
         (
             _("Queue"),
-            {"fields": ["backend", "queue_name", "priority", "worker_ids"]},
+            {
+                "fields": [
+                    "backend",
+                    "queue_name",
+                    "priority",
+                    "worker_ids",
+                    "unique_key",
+                ]
+            },
         ),
     ]
     change_list_template = "admin/slowjobs/job/change_list.html"

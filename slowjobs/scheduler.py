@@ -94,9 +94,13 @@ class Scheduler:
         # The runner reports retries here: imported late, to keep that one-way.
         from .runner import start_claimed
 
+        # A read first: a claim takes the write lock (SQLite) or locks rows,
+        # and most looks find nothing due.
+        if not deferred_due(self.using).exists():
+            return False
         room = free_room()
         if room == 0:
-            return deferred_due(self.using).exists()
+            return True
         jobs = claim(
             process_id(), limit=room, using=self.using, candidates=deferred_due
         )

@@ -5,10 +5,16 @@ learns the submitter from the request being served, which
 ``SubmitterMiddleware`` makes known for the duration of each request.  Code
 outside a request (a shell, a command) may name a submitter with
 ``submitted_by``.
+
+An anonymous visitor's first job creates their session (one INSERT) and
+the middleware sends its cookie; the session is not marked modified, which
+would have Django write the same row again as the response goes out (and,
+were the database away just then, turn an accepted job's 202 into a 400).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -16,7 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
+from django.utils.cache import patch_vary_headers
+from django.utils.http import http_date
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +57,40 @@ def submitter_of(request: HttpRequest) -> Submitter:
         return Submitter()
     if not session.session_key:
         # Anonymous visitors own their jobs through their session, so it
-        # must exist and reach the browser as a cookie.
+        # must exist and reach the browser as a cookie (set_session_cookie).
         session.save()
-        session.modified = True
+        request.slowjobs_session_created = True  # type: ignore[attr-defined]
     return Submitter(session_key=session.session_key or "")
+
+
+def set_session_cookie(request: HttpRequest, response: HttpResponseBase) -> None:
+    """Send the cookie of a session made for a job, as SessionMiddleware would."""
+    session = getattr(request, "session", None)
+    if (
+        session is None
+        or not getattr(request, "slowjobs_session_created", False)
+        or session.modified  # SessionMiddleware saves it and sends the cookie
+        or not session.session_key
+        or settings.SESSION_COOKIE_NAME in response.cookies
+    ):
+        return
+    if session.get_expire_at_browser_close():
+        max_age, expires = None, None
+    else:
+        max_age = session.get_expiry_age()
+        expires = http_date(time.time() + max_age)
+    response.set_cookie(
+        settings.SESSION_COOKIE_NAME,
+        session.session_key,
+        max_age=max_age,
+        expires=expires,
+        domain=settings.SESSION_COOKIE_DOMAIN,
+        path=settings.SESSION_COOKIE_PATH,
+        secure=bool(settings.SESSION_COOKIE_SECURE),
+        httponly=bool(settings.SESSION_COOKIE_HTTPONLY),
+        samesite=settings.SESSION_COOKIE_SAMESITE,
+    )
+    patch_vary_headers(response, ("Cookie",))
 
 
 @contextmanager
@@ -83,14 +122,16 @@ class SubmitterMiddleware:
         token = _request.set(request)
         try:
             response: HttpResponseBase = self.get_response(request)
-            return response
         finally:
             _request.reset(token)
+        set_session_cookie(request, response)
+        return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         token = _request.set(request)
         try:
             response: HttpResponseBase = await self.get_response(request)
-            return response
         finally:
             _request.reset(token)
+        set_session_cookie(request, response)
+        return response

@@ -213,3 +213,13 @@ def gunicorn(
     )
     yield server
     stop(server.process)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from tests.figures import recorded
+
+    if recorded:
+        terminalreporter.section("measured figures")
+        for name, values in recorded:
+            shown = ", ".join(f"{key}={value}" for key, value in values.items())
+            terminalreporter.write_line(f"{name}: {shown}")

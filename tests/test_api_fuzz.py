@@ -17,6 +17,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.db import connection
+
+from tests.figures import record
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,6 +51,11 @@ def test_every_answer_is_described_and_none_is_a_server_error(gunicorn, tmp_path
         output
     )
     tested = re.search(r"(\d+) generated", output)
-    print(f"\nfuzz figures: {tested.group(0) if tested else '?'}", file=sys.stderr)
+    record(
+        f"schemathesis ({connection.vendor})",
+        requests=tested.group(1) if tested else "?",
+        examples_per_operation=EXAMPLES,
+        passed=run.returncode == 0,
+    )
     assert run.returncode == 0, output[-6000:]
     assert not re.search(r"\[5(?!03)\d\d\]", output), "a 5xx other than 503"

@@ -113,3 +113,23 @@ def test_a_stopping_server_answers_503(client):
     assert response["Retry-After"] == "5"
     assert "shutting down" in response.json()["error"]
     assert not Job.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_job_creates_one_session_and_sends_its_cookie():
+    from django.contrib.sessions.models import Session
+    from django.test import Client
+
+    client = Client()
+    reply = client.post(
+        "/demo/report/",
+        {"rows": 1, "row_ms": 0},
+        headers={"Accept": "application/json"},
+    )
+    assert reply.status_code == 202
+    cookie = reply.cookies["sessionid"]
+    assert cookie["httponly"]
+    assert "Cookie" in reply["Vary"]
+    assert Session.objects.filter(session_key=cookie.value).count() == 1
+    status = client.get(reply.json()["status_url"])
+    assert status.status_code == 200

@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -26,6 +25,7 @@ from pymemcache.client.base import Client as MemcacheClient
 
 from slowjobs.progress.base import live_key
 from tests.conftest import start_gunicorn, stop
+from tests.figures import record
 from tests.http_client import HttpClient
 from tests.services import Memcached, require_binary, wait_for_port
 
@@ -35,8 +35,7 @@ FINISHED = {"succeeded", "failed", "cancelled"}
 
 
 def figures(name: str, **values: Any) -> None:
-    shown = ", ".join(f"{key}={value}" for key, value in values.items())
-    print(f"\nfault figures [{name}]: {shown}", file=sys.stderr)
+    record(f"fault: {name} ({connection.vendor})", **values)
 
 
 class Job:
@@ -184,9 +183,11 @@ def test_memcached_killed_mid_run_loses_nothing_and_is_used_again(
         prober.stop()
         outcomes = prober.all_finished()
     finally:
-        prober.stop()
-        stop(server.process)
-        cache.stop()
+        try:
+            prober.stop()
+        finally:
+            stop(server.process)
+            cache.stop()
     answers = dict(prober.answers)
     figures(
         "memcached killed",
@@ -249,9 +250,11 @@ def test_postgresql_restarted_mid_run_loses_nothing(collected_static, tmp_path):
         prober.stop()
         outcomes = prober.all_finished()
     finally:
-        prober.stop()
-        stop(server.process)
-        connections.close_all()
+        try:
+            prober.stop()
+        finally:
+            stop(server.process)
+            connections.close_all()
     answers = dict(prober.answers)
     figures(
         "PostgreSQL restarted",

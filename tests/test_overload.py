@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import pytest
+from django.db import connection
 
-from bench.overload import CAPACITY, offer, report, server_settings
+from bench.overload import CAPACITY, offer, server_settings
 from slowjobs.models import Job, JobStatus
 from tests.conftest import start_gunicorn, stop
+from tests.figures import record
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,7 +37,17 @@ def test_twice_the_capacity_gets_202_or_503_and_loses_nothing(
         )
     finally:
         stop(server.process)
-    print(f"\noverload figures: {report(figures)}", file=sys.stderr)
+    record(
+        f"overload, {SECONDS:g} s at 2x capacity ({connection.vendor})",
+        offered=figures.offered,
+        accepted=figures.accepted,
+        refused_503=figures.refused,
+        other_answers=figures.other,
+        lost=figures.lost,
+        peak_mib=figures.peak_mib,
+        first_third_peak_mib=figures.first_third_peak_mib,
+        last_third_peak_mib=figures.last_third_peak_mib,
+    )
     assert figures.other == {}, figures  # no 500s, no resets
     assert figures.accepted + figures.refused == figures.offered
     assert figures.refused_without_retry_after == 0
