@@ -304,6 +304,7 @@ def run_job(spec: JobSpec) -> None:
             # empty already; a later one clears what an earlier one left.
             **(job.progress_fields() if job.reported or attempt > 1 else {}),
             **{k: v for k, v in fields.items() if v is not None},
+            **({"result_file": job.result_file} if job.result_file else {}),
         },
         on_written=partial(_announce_finish, spec, final, job),
     )

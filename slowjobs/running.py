@@ -62,6 +62,8 @@ class RunningJob:
     interrupted: bool = False
     deadline: float | None = None
     timeout: float | None = None
+    # Named by the task (jobfiles.attach_result_file): written with the outcome.
+    result_file: str = ""
     _next_publish: float = 0.0
     _next_mirror: float = 0.0
     _next_cancel_check: float = 0.0
