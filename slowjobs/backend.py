@@ -20,6 +20,9 @@ Notes:
 - ``run_after`` in the future writes an ownerless row that the first process
   with room takes when it is due (see ``slowjobs.scheduler``): it survives
   restarts, and no slot is held while it waits.
+- With ``SLOWJOBS_OVERFLOW``, a full executor does not refuse: the job is
+  written ownerless and due, for ``run_jobs`` workers (or any server with
+  room) to take.
 - A task with ``unique_key`` returns the unfinished job with the same key, if
   there is one, instead of enqueueing another (a unique index decides races).
 """
@@ -106,11 +109,19 @@ class SlowJobsBackend(BaseTaskBackend):
         enqueued_at = timezone.now()
         run_after = task.run_after
         if run_after is not None and run_after > enqueued_at:
-            return self._defer(task, args, kwargs, unique_key, using, enqueued_at)
+            return self._defer(
+                task, args, kwargs, unique_key, using, enqueued_at, run_after
+            )
         executor = get_executor()
         try:
             slot: Slot | None = executor.reserve()
         except EnqueueRefused as exc:
+            if conf.get().overflow:
+                # Durable and ownerless, due now: the first process with room
+                # takes it (a run_jobs worker, or a server's scheduler).
+                return self._defer(
+                    task, args, kwargs, unique_key, using, enqueued_at, enqueued_at
+                )
             _announce_refusal(type(self), task, exc)
             raise
         if in_transaction and slot is not None:
@@ -199,10 +210,9 @@ class SlowJobsBackend(BaseTaskBackend):
         unique_key: str | None,
         using: str,
         enqueued_at: datetime,
+        run_after: datetime,
     ) -> TaskResult[P, R]:
         """Write an ownerless row for later: no slot is held while it waits."""
-        run_after = task.run_after
-        assert run_after is not None
         ticket = uuid.uuid4()
         try:
             submitter = current_submitter()

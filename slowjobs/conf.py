@@ -33,6 +33,9 @@ DEFAULTS: dict[str, Any] = {
     "SLOWJOBS_SUBMIT_TIMEOUT": 0.5,
     # Seconds a refused client is told to wait (the Retry-After header).
     "SLOWJOBS_RETRY_AFTER": 5,
+    # When this process's executor is full, leave the job queued in the
+    # database for another process (a run_jobs worker) instead of refusing.
+    "SLOWJOBS_OVERFLOW": False,
     # memcached servers as "host:port" strings; empty means the in-process store.
     "SLOWJOBS_MEMCACHED": [],
     # memcached has no authentication: anyone who reaches it can read progress
@@ -83,6 +86,7 @@ class SlowjobsSettings:
     max_threads: int | None
     submit_timeout: float
     retry_after: int
+    overflow: bool
     memcached: tuple[tuple[str, int], ...]
     memcached_trusted: bool
     max_upload_mb: int
@@ -188,6 +192,7 @@ def load() -> SlowjobsSettings:
         max_threads=_int("SLOWJOBS_MAX_THREADS", minimum=1, allow_none=True),
         submit_timeout=_seconds("SLOWJOBS_SUBMIT_TIMEOUT"),
         retry_after=_int("SLOWJOBS_RETRY_AFTER", minimum=0) or 0,
+        overflow=_bool("SLOWJOBS_OVERFLOW"),
         memcached=parse_servers("SLOWJOBS_MEMCACHED", _raw("SLOWJOBS_MEMCACHED")),
         memcached_trusted=_bool("SLOWJOBS_MEMCACHED_TRUSTED"),
         max_upload_mb=_int("SLOWJOBS_MAX_UPLOAD_MB", minimum=1) or 1,
