@@ -1,0 +1,31 @@
+"""The docs stay true to the code: every setting is documented and demoed."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from slowjobs.conf import DEFAULTS
+from tests.conftest import ROOT
+
+SETTINGS = sorted(DEFAULTS)
+
+
+@pytest.mark.parametrize("name", SETTINGS)
+def test_every_setting_is_in_the_configuration_reference_and_readme(name):
+    for document in ("docs/configuration.md", "README.md"):
+        text = (ROOT / document).read_text()
+        assert re.search(rf"^\| `{name}` \|", text, re.M), f"{name} not in {document}"
+
+
+@pytest.mark.parametrize("name", SETTINGS)
+def test_the_demo_reads_every_setting_from_its_environment(name):
+    settings = (ROOT / "project" / "settings.py").read_text()
+    assert re.search(rf'{name} = env\.\w+\(\s*"{name}"', settings), name
+
+
+def test_the_docs_index_links_only_pages_that_exist():
+    index = (ROOT / "docs" / "README.md").read_text()
+    for target in re.findall(r"\]\(([^)#]+)\)", index):
+        assert (ROOT / "docs" / target).exists(), target
