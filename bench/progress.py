@@ -42,7 +42,7 @@ from tests.http_client import HttpClient
 OVERHEAD_CODE = """
 import json, django
 django.setup()
-from django.tasks.signals import task_finished
+from slowjobs.tasksapi import task_finished
 from bench.tasks import rows_work
 from slowjobs.lifecycle import reopen, shutdown
 from slowjobs.models import Job

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from django.tasks import task
+from slowjobs.tasksapi import task
 
 # Start times by sequence number, for the enqueue -> start latency figure.
 started: dict[int, float] = {}

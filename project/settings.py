@@ -180,7 +180,13 @@ LOGGING = {
             "level": env.str("LOG_LEVEL", "INFO"),
             "propagate": False,
         },
+        # The Tasks framework's own lines (django_tasks: the 5.2 backport's).
         "django.tasks": {
+            "handlers": ["console"],
+            "level": "WARNING",
+            "propagate": False,
+        },
+        "django_tasks": {
             "handlers": ["console"],
             "level": "WARNING",
             "propagate": False,

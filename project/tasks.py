@@ -7,10 +7,9 @@ import os
 import time
 from typing import Any
 
-from django.tasks import task
-
 from slowjobs import jobfiles
 from slowjobs.context import JobContext
+from slowjobs.tasksapi import task
 
 # A resumed report loses at most this much work.
 CHECKPOINT_SECONDS = 1.0

@@ -46,10 +46,6 @@ from django.db import (
     transaction,
 )
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.tasks import Task, TaskResult, TaskResultStatus
-from django.tasks.backends.base import BaseTaskBackend
-from django.tasks.exceptions import TaskResultDoesNotExist
-from django.tasks.signals import task_enqueued
 from django.utils import timezone
 
 from . import checks, conf, lifecycle, scheduler
@@ -65,6 +61,14 @@ from .runner import JobSpec, JobWork
 from .signals import enqueue_refused
 from .submitter import Submitter, current_submitter
 from .task import SlowJobsTask, unique_key_for
+from .tasksapi import (
+    BaseTaskBackend,
+    Task,
+    TaskResult,
+    TaskResultDoesNotExist,
+    TaskResultStatus,
+    task_enqueued,
+)
 from .writelock import sqlite_write_turn
 
 # Tries at a unique key whose holder keeps finishing just before the look-up.

@@ -23,13 +23,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.tasks import TaskContext
-
 from . import running
 from .exceptions import JobCancelled
 from .jsonargs import to_json_value
 from .running import RunningJob
 from .statewriter import get_writer
+from .tasksapi import TaskContext
 
 _current: ContextVar[RunningJob | None] = ContextVar("slowjobs_job", default=None)
 

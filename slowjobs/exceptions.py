@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.tasks.exceptions import TaskException
+from .tasksapi import TaskException
 
 
 class EnqueueRefused(TaskException):

@@ -32,8 +32,6 @@ from typing import Any
 
 from django.db.models import Count, Q, Sum
 from django.http import HttpRequest, HttpResponse
-from django.tasks import TaskResultStatus
-from django.tasks.signals import task_enqueued, task_finished
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
@@ -41,6 +39,7 @@ from django.views.decorators.http import require_safe
 from . import conf
 from .cancel import CANCELLED_CLASS
 from .signals import enqueue_refused, job_retrying
+from .tasksapi import TaskResultStatus, task_enqueued, task_finished
 
 # Job run times span milliseconds to hours.
 SECONDS_BUCKETS = (

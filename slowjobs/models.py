@@ -12,8 +12,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.tasks import TaskResultStatus
 from django.utils.translation import gettext_lazy as _
+
+from .tasksapi import TaskResultStatus
 
 
 class JobStatus(models.TextChoices):

@@ -19,7 +19,6 @@ from typing import Any
 
 from django.db import connections, transaction
 from django.db.models import Q
-from django.tasks.exceptions import TaskResultDoesNotExist
 from django.utils import timezone
 
 from . import conf
@@ -30,6 +29,7 @@ from .progress import get_store
 from .progress.base import live_key
 from .results import load_task
 from .task import on_interrupt
+from .tasksapi import TaskResultDoesNotExist
 
 INTERRUPTED_CLASS = "slowjobs.exceptions.JobInterrupted"
 
@@ -94,7 +94,8 @@ def prepare(job: Job, now: datetime) -> bool:
     try:
         task = load_task(job)
     except TaskResultDoesNotExist as exc:
-        _fail(job, now, "django.tasks.exceptions.TaskResultDoesNotExist", str(exc))
+        kind = type(exc)
+        _fail(job, now, f"{kind.__module__}.{kind.__qualname__}", str(exc))
         return False
     if job.status == JobStatus.RUNNING:
         job.history = [*job.history, _interruption(job, now, "lost")]

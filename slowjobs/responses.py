@@ -26,12 +26,12 @@ from django.http import (
     JsonResponse,
 )
 from django.middleware.csrf import get_token
-from django.tasks import Task, TaskResult
 from django.urls import reverse
 from django.utils.translation import gettext
 
 from . import conf
 from .exceptions import EnqueueRefused, InvalidTaskArguments
+from .tasksapi import Task, TaskResult
 
 
 def wants_json(request: HttpRequest) -> bool:

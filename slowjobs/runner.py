@@ -19,9 +19,6 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from django.tasks import Task, TaskResult, TaskResultStatus
-from django.tasks.base import TaskError
-from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
 
 from . import dbhygiene, scheduler
@@ -45,6 +42,14 @@ from .running import (
 from .signals import job_retrying
 from .statewriter import get_writer
 from .task import retries_on, retry_delay
+from .tasksapi import (
+    Task,
+    TaskError,
+    TaskResult,
+    TaskResultStatus,
+    task_finished,
+    task_started,
+)
 
 logger = logging.getLogger("slowjobs.runner")
 

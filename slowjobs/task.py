@@ -38,8 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.tasks import Task
-from django.tasks.exceptions import InvalidTask
+from .tasksapi import InvalidTask, Task
 
 ON_INTERRUPT = ("resume", "restart", "fail")
 UNIQUE_KEY_LIMIT = 500

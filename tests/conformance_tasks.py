@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.tasks import TaskContext, task
+from slowjobs.tasksapi import TaskContext, task
 
 
 @task()

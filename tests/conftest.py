@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.db import connection
-from django.tasks.signals import task_finished
 
 from slowjobs.lifecycle import reopen, shutdown
 from slowjobs.progress import reset_store
+from slowjobs.tasksapi import task_finished
 from tests import tasks
 from tests.services import Memcached, free_port, require_binary
 

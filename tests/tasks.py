@@ -7,7 +7,8 @@ import threading
 import time
 
 from django.db import connection, connections
-from django.tasks import TaskContext, task
+
+from slowjobs.tasksapi import TaskContext, task
 
 # Tests open these to let a blocked task go on; keyed by name.
 gates: dict[str, threading.Event] = {}

@@ -45,6 +45,7 @@ def test_every_answer_is_described_and_none_is_a_server_error(gunicorn, tmp_path
             "--report", "junit", "--report-dir", str(tmp_path),
         ],
         capture_output=True, text=True, timeout=900,
+        cwd=tmp_path,  # its cache stays out of the checkout
     )  # fmt: skip
     output = run.stdout + run.stderr
     (Path(os.environ.get("FUZZ_LOG_DIR", tmp_path)) / "schemathesis.log").write_text(

@@ -5,15 +5,20 @@ from datetime import timedelta
 
 import pytest
 from django.db import transaction
-from django.tasks import TaskResultStatus, default_task_backend
-from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
-from django.tasks.signals import task_enqueued, task_started
 from django.test import override_settings
 from django.utils import timezone
 
 from slowjobs.exceptions import ExecutorFull, InvalidTaskArguments
 from slowjobs.models import Job, JobStatus
 from slowjobs.submitter import submitted_by
+from slowjobs.tasksapi import (
+    InvalidTask,
+    TaskResultDoesNotExist,
+    TaskResultStatus,
+    default_task_backend,
+    task_enqueued,
+    task_started,
+)
 from tests import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)

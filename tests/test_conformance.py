@@ -20,23 +20,22 @@ from datetime import datetime
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections, transaction
-from django.tasks import (
-    DEFAULT_TASK_QUEUE_NAME,
-    Task,
-    TaskResult,
-    TaskResultStatus,
-    default_task_backend,
-    task_backends,
-)
-from django.tasks.exceptions import (
-    InvalidTask,
-    InvalidTaskBackend,
-    TaskResultDoesNotExist,
-)
 from django.test import override_settings
 from django.utils import timezone
 
 from slowjobs.backend import SlowJobsBackend
+from slowjobs.tasksapi import (
+    DEFAULT_TASK_QUEUE_NAME,
+    TASKS_LOGGER,
+    InvalidTask,
+    InvalidTaskBackend,
+    Task,
+    TaskResult,
+    TaskResultDoesNotExist,
+    TaskResultStatus,
+    default_task_backend,
+    task_backends,
+)
 from tests import conformance_tasks as t
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -124,14 +123,14 @@ def test_the_return_value_comes_back():
 def test_a_failure_is_recorded_with_its_class_and_traceback(
     task, exception, message, caplog
 ):
-    with caplog.at_level(logging.ERROR, logger="django.tasks"):
+    with caplog.at_level(logging.ERROR, logger=TASKS_LOGGER):
         result = finished(task.enqueue())
     assert result.status == TaskResultStatus.FAILED
     with pytest.raises(ValueError, match="Task failed"):
         result.return_value  # noqa: B018
     assert result.errors[0].exception_class is exception
     assert result.errors[0].traceback.endswith(f"{exception.__name__}: {message}\n")
-    logged = [r.getMessage() for r in caplog.records if r.name == "django.tasks"]
+    logged = [r.getMessage() for r in caplog.records if r.name == TASKS_LOGGER]
     assert any("state=FAILED" in line and result.id in line for line in logged)
 
 
@@ -158,10 +157,10 @@ def test_arguments_that_are_not_json_are_refused_at_enqueue():
 
 
 def test_django_logs_enqueued_running_and_finished_with_the_id(caplog):
-    with caplog.at_level(logging.DEBUG, logger="django.tasks"):
+    with caplog.at_level(logging.DEBUG, logger=TASKS_LOGGER):
         result = finished(t.nothing.enqueue())
         time.sleep(0.1)  # the finish line is logged as the outcome is written
-    lines = [r.getMessage() for r in caplog.records if r.name == "django.tasks"]
+    lines = [r.getMessage() for r in caplog.records if r.name == TASKS_LOGGER]
     assert len(lines) == 3, lines
     assert "enqueued" in lines[0]
     assert "state=RUNNING" in lines[1]

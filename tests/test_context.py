@@ -3,7 +3,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from django.tasks import TaskResultStatus
 from django.test import override_settings
 from django.utils import timezone
 
@@ -12,6 +11,7 @@ from slowjobs.models import Job, JobStatus
 from slowjobs.runner import JobSpec, run_job
 from slowjobs.running import get_running
 from slowjobs.statewriter import stop_writers
+from slowjobs.tasksapi import TaskResultStatus
 from tests import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)

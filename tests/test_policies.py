@@ -7,8 +7,6 @@ from datetime import timedelta
 
 import pytest
 from django.db import transaction
-from django.tasks import TaskResultStatus, default_task_backend, task
-from django.tasks.exceptions import InvalidTask
 from django.test import override_settings
 from django.utils import timezone
 
@@ -17,6 +15,7 @@ from slowjobs.cancel import cancel
 from slowjobs.models import Job, JobStatus
 from slowjobs.orphans import orphaned
 from slowjobs.task import retry_delay
+from slowjobs.tasksapi import InvalidTask, TaskResultStatus, default_task_backend, task
 from tests import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -6,10 +6,10 @@ backend); Celery tasks and plain functions serve Celery and RQ.
 
 from __future__ import annotations
 
-from django.tasks import task
 from rq import get_current_job
 
 from slowjobs import context as slowjobs_context
+from slowjobs.tasksapi import task
 
 from . import work
 from .celery import app

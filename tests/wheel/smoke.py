@@ -16,11 +16,11 @@ import smokeurls  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
 from django.contrib.staticfiles import finders  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.tasks import TaskResultStatus, default_task_backend  # noqa: E402
 from django.test import Client  # noqa: E402
 
 import slowjobs  # noqa: E402
 from slowjobs.lifecycle import shutdown  # noqa: E402
+from slowjobs.tasksapi import TaskResultStatus, default_task_backend  # noqa: E402
 
 
 def main() -> None:

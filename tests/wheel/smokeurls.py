@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.tasks import task
 from django.urls import include, path
+
+from slowjobs.tasksapi import task
 
 
 @task

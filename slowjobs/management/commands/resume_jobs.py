@@ -10,7 +10,6 @@ from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.tasks.signals import task_finished
 
 from slowjobs import conf, lifecycle, running
 from slowjobs.executor.pool import PoolExecutor
@@ -20,6 +19,7 @@ from slowjobs.models import Job, JobStatus
 from slowjobs.orphans import claim, orphaned
 from slowjobs.process import process_id
 from slowjobs.runner import JobWork, spec_from_job
+from slowjobs.tasksapi import task_finished
 
 
 class Command(BaseCommand):
