@@ -30,6 +30,7 @@ Notes:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import datetime
 from functools import partial
@@ -163,25 +164,14 @@ class SlowJobsBackend(BaseTaskBackend):
             submitter_user=submitter.user_id,
             submitter_session=submitter.session_key,
         )
-        result = build_result(
-            task=task,
-            ticket=str(ticket),
-            status=TaskResultStatus.READY,
-            args=args,
-            kwargs=kwargs,
-            enqueued_at=enqueued_at,
-        )
-        try:
-            # Sent before the hand-off, so no receiver sees the start first.
-            with about_job(ticket):
-                task_enqueued.send(type(self), task_result=result)
-        finally:
-            # The row is written: the job runs even if a receiver raised.
-            if in_transaction:
-                transaction.on_commit(partial(_hand_off, spec, slot), using=using)
-            else:
-                _hand_off(spec, slot)
-        return result
+        if in_transaction:
+            start = partial(
+                transaction.on_commit, partial(_hand_off, spec, slot), using=using
+            )
+        else:
+            start = partial(_hand_off, spec, slot)
+        # Sent before the hand-off, so no receiver sees the start first.
+        return self._announce(task, ticket, args, kwargs, enqueued_at, then=start)
 
     def _row(
         self,
@@ -228,6 +218,26 @@ class SlowJobsBackend(BaseTaskBackend):
             raise
         if existing is not None:
             return cast("TaskResult[P, R]", result_from_job(existing, task))
+        wake = partial(
+            transaction.on_commit, partial(scheduler.wake_at, run_after), using=using
+        )
+        return self._announce(task, ticket, args, kwargs, enqueued_at, then=wake)
+
+    def _announce[**P, R](
+        self,
+        task: Task[P, R],
+        ticket: uuid.UUID,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        enqueued_at: datetime,
+        *,
+        then: Callable[[], object],
+    ) -> TaskResult[P, R]:
+        """Send task_enqueued for a written row, then start (or schedule) it.
+
+        ``then`` runs even if a receiver raised: the row is written, and a
+        job with a ticket must run.
+        """
         result = build_result(
             task=task,
             ticket=str(ticket),
@@ -240,7 +250,7 @@ class SlowJobsBackend(BaseTaskBackend):
             with about_job(ticket):
                 task_enqueued.send(type(self), task_result=result)
         finally:
-            transaction.on_commit(partial(scheduler.wake_at, run_after), using=using)
+            then()
         return result
 
     def get_result(self, result_id: str) -> TaskResult[..., Any]:

@@ -18,3 +18,19 @@ def whole_number(minimum: int) -> Callable[[str], int]:
 
     parse.__name__ = f"whole number >= {minimum}"
     return parse
+
+
+def seconds_between(low: float, high: float) -> Callable[[str], float]:
+    """More than ``low``, at most ``high`` seconds."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if not low < value <= high:
+            raise ArgumentTypeError(f"{value:g} is not in ({low:g}, {high:g}] seconds")
+        return value
+
+    parse.__name__ = f"seconds in ({low:g}, {high:g}]"
+    return parse

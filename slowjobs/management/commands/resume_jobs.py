@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from argparse import ArgumentParser
-from types import FrameType
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from slowjobs import conf, lifecycle, running
+from slowjobs import lifecycle
 from slowjobs.executor.pool import PoolExecutor
-from slowjobs.executor.registry import install_executor
-from slowjobs.management.arguments import whole_number
+from slowjobs.management.jobscommand import JobsCommand
 from slowjobs.models import Job, JobStatus
 from slowjobs.orphans import claim, orphaned
 from slowjobs.process import process_id
@@ -22,7 +19,7 @@ from slowjobs.runner import JobWork, spec_from_job
 from slowjobs.tasksapi import task_finished
 
 
-class Command(BaseCommand):
+class Command(JobsCommand):
     help = (
         "Claim the unfinished jobs whose process is gone and run them here, "
         "from their last checkpoint. Exits 1 if any of them failed."
@@ -32,12 +29,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="List the jobs; claim nothing."
         )
-        parser.add_argument(
-            "--workers",
-            type=whole_number(1),
-            default=None,
-            help="Jobs run at once (default: SLOWJOBS_WORKERS).",
-        )
+        self.add_workers_argument(parser)
         parser.add_argument(
             "--task", default=None, help="Only jobs of this task (dotted path)."
         )
@@ -48,27 +40,9 @@ class Command(BaseCommand):
         if dry_run:
             self._list(task)
             return
-        settings = conf.get()
-        executor = PoolExecutor(
-            workers=workers or settings.workers,
-            queue_size=1_000_000,
-            submit_timeout=0,
-            retry_after=settings.retry_after,
-        )
-        install_executor(executor)
-        lifecycle.start(adopt=False)
-        if not lifecycle.wait_until_known():
-            raise CommandError("Could not record this process in the database.")
-        self._stop_requests = 0
-        previous = {
-            sig: signal.signal(sig, self._on_signal)
-            for sig in (signal.SIGINT, signal.SIGTERM)
-        }
-        try:
+        executor = self.start_pool(workers, queue_size=1_000_000)
+        with self.stop_signals():
             failed = self._run(executor, task)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
         if failed:
             raise CommandError(f"{failed} resumed job(s) did not succeed.")
 
@@ -104,7 +78,7 @@ class Command(BaseCommand):
         room = executor.workers
         last_line = 0.0
         try:
-            while not self._stop_requests:
+            while not self.stop_requested.is_set():
                 # Started jobs hold a slot until their runner returns, even if
                 # no task_finished comes (an outcome that lost its job).
                 batch = claim(process_id(), limit=room - executor.used, task_path=task)
@@ -147,15 +121,3 @@ class Command(BaseCommand):
             f"{len(handed_back)} handed back."
         )
         return counts[JobStatus.FAILED]
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self._stop_requests += 1
-        if self._stop_requests == 1:
-            self.stderr.write(
-                "Stopping: running jobs get up to "
-                f"{conf.get().drain_timeout:g} s to finish, then are handed back. "
-                "Press Ctrl+C again to hand them back now."
-            )
-        else:
-            self.stderr.write("Handing the running jobs back now.")
-            running.hurry.set()
