@@ -59,6 +59,9 @@ def submitter_of(request: HttpRequest) -> Submitter:
         # Anonymous visitors own their jobs through their session, so it
         # must exist and reach the browser as a cookie (set_session_cookie).
         session.save()
+        # Just written (create() marks it modified): SessionMiddleware must
+        # not write it again; set_session_cookie sends the cookie instead.
+        session.modified = False
         request.slowjobs_session_created = True  # type: ignore[attr-defined]
     return Submitter(session_key=session.session_key or "")
 

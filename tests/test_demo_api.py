@@ -133,3 +133,24 @@ def test_a_first_job_creates_one_session_and_sends_its_cookie():
     assert Session.objects.filter(session_key=cookie.value).count() == 1
     status = client.get(reply.json()["status_url"])
     assert status.status_code == 200
+
+
+def test_a_first_job_writes_its_session_once():
+    from django.contrib.sessions.models import Session
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client()
+    json_wanted = {"Accept": "application/json"}
+    with CaptureQueriesContext(connection) as queries:
+        reply = client.post(
+            "/demo/report/", {"rows": 1, "row_ms": 0}, headers=json_wanted
+        )
+    assert reply.status_code == 202
+    session_writes = [
+        q["sql"]
+        for q in queries.captured_queries
+        if Session._meta.db_table in q["sql"]
+        and q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE"))
+    ]
+    assert len(session_writes) == 1, session_writes
