@@ -32,6 +32,7 @@ from .cancel import CancelOutcome, cancel
 from .csrf import csrf_protect_sessions
 from .models import Job, JobStatus
 from .responses import database_outage_as_503, wants_json
+from .running import get_running
 from .status import live_payload, status_payload
 
 
@@ -55,7 +56,16 @@ def _current_status(request: HttpRequest, ticket: str) -> dict[str, Any]:
         raise Http404 from None
     if live is not None:
         return live
-    return status_payload(get_visible_job(request, ticket), staff=is_staff(request))
+    payload = status_payload(get_visible_job(request, ticket), staff=is_staff(request))
+    if payload["status"] == JobStatus.QUEUED:
+        # Its start is written just after it starts: a job running in this
+        # very process may still read queued in its row.
+        here = get_running(uuid.UUID(ticket))
+        if here is not None:
+            payload["status"] = JobStatus.RUNNING.value
+            payload["started_at"] = here.started_at.isoformat()
+            payload["attempts"] = here.attempt
+    return payload
 
 
 @never_cache
