@@ -10,6 +10,7 @@ import os
 import secrets
 from pathlib import Path
 
+import django
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -47,6 +48,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "slowjobs",
 ]
+if django.VERSION < (6, 0):  # Django 5.2 LTS: the Tasks framework's backport
+    INSTALLED_APPS.append("django_tasks")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

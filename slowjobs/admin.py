@@ -15,7 +15,6 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.options import ActionLocation
 from django.db.models import (
     Avg,
     Count,
@@ -274,11 +273,10 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         )
 
     def get_actions(
-        self,
-        request: HttpRequest,
-        action_location: ActionLocation = ActionLocation.CHANGE_LIST,
+        self, request: HttpRequest, *args: Any, **kwargs: Any
     ) -> dict[str, Any]:
-        actions = super().get_actions(request, action_location=action_location)
+        # Passes through Django 6.1's ``action_location``, unknown to 5.2.
+        actions = super().get_actions(request, *args, **kwargs)
         actions.pop("delete_selected", None)  # unfinished jobs must not vanish
         return actions
 

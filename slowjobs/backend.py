@@ -34,7 +34,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import datetime
 from functools import partial
-from typing import Any, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 from django.core.checks import CheckMessage
 from django.core.exceptions import ValidationError
@@ -73,6 +73,9 @@ from .tasksapi import (
 from .writelock import sqlite_write_turn
 
 # Tries at a unique key whose holder keeps finishing just before the look-up.
+P = ParamSpec("P")
+R = TypeVar("R")
+
 UNIQUE_ATTEMPTS = 3
 
 
@@ -99,7 +102,7 @@ class SlowJobsBackend(BaseTaskBackend):
             super().validate_task(task)
             self._valid_tasks.add(task)
 
-    def enqueue[**P, R](
+    def enqueue(
         self, task: Task[P, R], args: list[Any], kwargs: dict[str, Any]
     ) -> TaskResult[P, R]:
         self.validate_task(task)
@@ -196,7 +199,7 @@ class SlowJobsBackend(BaseTaskBackend):
             "submitter_session": submitter.session_key,
         }
 
-    def _defer[**P, R](
+    def _defer(
         self,
         task: Task[P, R],
         args: list[Any],
@@ -223,7 +226,7 @@ class SlowJobsBackend(BaseTaskBackend):
         )
         return self._announce(task, ticket, args, kwargs, enqueued_at, then=wake)
 
-    def _announce[**P, R](
+    def _announce(
         self,
         task: Task[P, R],
         ticket: uuid.UUID,

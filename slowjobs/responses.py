@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, ParamSpec
 
 from django.db import InterfaceError, OperationalError
 from django.http import (
@@ -32,6 +32,8 @@ from django.utils.translation import gettext
 from . import conf
 from .exceptions import EnqueueRefused, InvalidTaskArguments
 from .tasksapi import Task, TaskResult
+
+P = ParamSpec("P")
 
 
 def wants_json(request: HttpRequest) -> bool:
@@ -89,7 +91,7 @@ def unavailable(request: HttpRequest, retry_after: int) -> HttpResponse:
     return response
 
 
-def database_outage_as_503[**P](
+def database_outage_as_503(
     view: Callable[P, HttpResponseBase],
 ) -> Callable[P, HttpResponseBase]:
     """Answer ``503`` with ``Retry-After`` while the database does not answer."""

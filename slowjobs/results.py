@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from django.utils.module_loading import import_string
 
@@ -15,6 +15,9 @@ from .tasksapi import (
     TaskResultDoesNotExist,
     TaskResultStatus,
 )
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def load_task(job: Job) -> Task[..., Any]:
@@ -37,7 +40,7 @@ def load_task(job: Job) -> Task[..., Any]:
     )
 
 
-def build_result[**P, R](
+def build_result(
     *,
     task: Task[P, R],
     ticket: str,

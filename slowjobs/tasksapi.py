@@ -34,6 +34,15 @@ if TYPE_CHECKING or __import__("django").VERSION >= (6, 0):
     # The logger of the framework's own lines ("Task id=... state=...").
     TASKS_LOGGER = "django.tasks"
 else:  # Django 5.2 LTS with the django-tasks backport
+    try:
+        import django_tasks  # noqa: F401
+    except ImportError as exc:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            "slowjobs on Django 5.2 needs the django-tasks backport of the "
+            "Tasks framework: pip install 'slowjobs[django52]'"
+        ) from exc
     from django_tasks import (
         DEFAULT_TASK_QUEUE_NAME,
         TaskContext,

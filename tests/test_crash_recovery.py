@@ -115,7 +115,7 @@ def test_sigterm_drains_short_jobs_and_hands_back_long_ones(tmp_path: Path):
     server = start_gunicorn(tmp_path, workers=1, **env)
     client = HttpClient(server.url)
     short = submit_reports(client, 4, rows=50, row_ms=10)  # 0.5 s each
-    long = submit_reports(client, 4, rows=1500, row_ms=10)  # 15 s each
+    long = submit_reports(client, 4, rows=700, row_ms=10)  # 7 s each
     wait_until(lambda: counts(long)["running"] == 4, 20, "long jobs did not start")
     time.sleep(1.2)  # a checkpoint each
     sent = time.monotonic()
@@ -133,7 +133,7 @@ def test_sigterm_drains_short_jobs_and_hands_back_long_ones(tmp_path: Path):
     result = run_command("resume_jobs", "--workers", "4", **env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert_reports_complete(short, 50)
-    assert_reports_complete(long, 1500)
+    assert_reports_complete(long, 700)
     for job in Job.objects.filter(pk__in=long):
         assert job.attempts == 2
 

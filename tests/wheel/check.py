@@ -7,6 +7,7 @@ checkout on the path).
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,9 @@ def run(*args: str | Path, cwd: Path | None = None) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--extra", help="install the wheel with this extra")
+    extra = parser.parse_args().extra
     with tempfile.TemporaryDirectory(prefix="slowjobs-wheel-") as scratch:
         folder = Path(scratch)
         dist, venv, site = folder / "dist", folder / "venv", folder / "site"
@@ -29,14 +33,19 @@ def main() -> None:
         wheel = next(dist.glob("slowjobs-*.whl"))
         run(sys.executable, "-m", "venv", venv)
         python = venv / "bin" / "python"
-        run(python, "-m", "pip", "install", "-q", wheel)
+        requirement = f"{wheel}[{extra}]" if extra else str(wheel)
+        run(python, "-m", "pip", "install", "-q", requirement)
         site.mkdir()
         for name in ("smokesite.py", "smokeurls.py", "smoke.py"):
             shutil.copy(HERE / name, site / name)
         run(python, "-m", "django", "migrate", "-v0", "--settings", "smokesite",
             cwd=site)  # fmt: skip
         run(python, "smoke.py", cwd=site)
-        print(f"checked {wheel.name}")
+        version = subprocess.run(
+            [python, "-c", "import django; print(django.get_version())"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        print(f"checked {wheel.name} on Django {version}")
 
 
 if __name__ == "__main__":

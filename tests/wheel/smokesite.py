@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import django
+
 HERE = Path(__file__).resolve().parent
 
 SECRET_KEY = "wheel-smoke-secret-key-wheel-smoke-secret-key-0123456789"
@@ -22,6 +24,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "slowjobs",
 ]
+if django.VERSION < (6, 0):  # Django 5.2 LTS: the Tasks framework's backport
+    INSTALLED_APPS.append("django_tasks")
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
