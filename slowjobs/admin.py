@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import django
 from django.contrib import admin, messages
 from django.db.models import (
     Avg,
@@ -33,6 +34,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+
+if TYPE_CHECKING or django.VERSION >= (6, 1):
+    from django.contrib.admin.options import ActionLocation
 
 from .cancel import cancel
 from .exceptions import EnqueueRefused
@@ -272,13 +276,23 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             messages.SUCCESS,
         )
 
-    def get_actions(
-        self, request: HttpRequest, *args: Any, **kwargs: Any
-    ) -> dict[str, Any]:
-        # Passes through Django 6.1's ``action_location``, unknown to 5.2.
-        actions = super().get_actions(request, *args, **kwargs)
-        actions.pop("delete_selected", None)  # unfinished jobs must not vanish
-        return actions
+    if TYPE_CHECKING or django.VERSION >= (6, 1):
+
+        def get_actions(
+            self,
+            request: HttpRequest,
+            action_location: ActionLocation = ActionLocation.CHANGE_LIST,
+        ) -> dict[str, Any]:
+            actions = super().get_actions(request, action_location=action_location)
+            actions.pop("delete_selected", None)  # unfinished jobs must not vanish
+            return actions
+
+    else:  # Django 5.2: no action locations
+
+        def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+            actions = super().get_actions(request)
+            actions.pop("delete_selected", None)
+            return actions
 
     # -- the list's extras: counts per status, live progress ------------------
 
