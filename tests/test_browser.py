@@ -153,7 +153,7 @@ def test_a_progress_bar_moves_in_the_admin_changelist(
         page.fill("#id_password", "a-long-password-1")
         page.click("input[type=submit]")
         page.wait_for_url(re.compile(r"/admin/$"))
-        start_report(page, 600, 10)
+        start_report(page, 300, 10)
         page.goto("/admin/slowjobs/job/")
         bar = ".slowjobs-bar"
         first = page.eval_on_selector(bar, "bar => bar.value")

@@ -21,7 +21,7 @@ from tests.figures import record
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SECONDS = float(os.environ.get("OVERLOAD_SECONDS", "10"))
+SECONDS = float(os.environ.get("OVERLOAD_SECONDS", "6"))
 
 
 def test_twice_the_capacity_gets_202_or_503_and_loses_nothing(
