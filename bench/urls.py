@@ -11,6 +11,7 @@ urlpatterns = [
     path("bench/plain-get", views.plain_get),
     path("bench/insert", views.insert),
     path("bench/enqueue", views.enqueue),
+    path("bench/crunch", views.crunch_view),
     path("demo/report/", demo_views.submit_report, name="demo-report"),
     path("jobs/", include("slowjobs.urls")),
 ]

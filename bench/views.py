@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from project.tasks import crunch
 from slowjobs.responses import submit
 from slowjobs.submitter import submitted_by
 
@@ -60,3 +61,15 @@ def enqueue(request: HttpRequest) -> HttpResponse:
     # An API client with no session: no session row is written for it.
     with submitted_by():
         return submit(request, noop)
+
+
+@csrf_exempt
+@require_POST
+def crunch_view(request: HttpRequest) -> HttpResponse:
+    """Enqueue a CPU-bound job of ``seconds`` (bench/cpu_pages.py)."""
+    try:
+        seconds = float(request.POST.get("seconds", ""))
+    except ValueError:
+        return JsonResponse({"errors": {"seconds": ["a number"]}}, status=400)
+    with submitted_by():
+        return submit(request, crunch, seconds=seconds)

@@ -21,6 +21,33 @@ def noop() -> None:
     """Does nothing: what benchmarks and smoke tests enqueue."""
 
 
+@task(takes_context=True)  # type: ignore[arg-type]
+def crunch(context: JobContext, seconds: float) -> dict[str, Any]:
+    """Pure CPU for ``seconds``: SHA-256 over and over, progress per round.
+
+    What benchmarks run to see how CPU-bound jobs slow pages down, in a job
+    thread or (``SLOWJOBS_RUNS_IN="process"``) in a job process.
+    """
+    called_at = time.time()  # when the task's code began, for the start-up cost
+    digest = b"slowjobs"
+    rounds = 0
+    began = time.monotonic()
+    ends = began + seconds
+    while (now := time.monotonic()) < ends:
+        for _ in range(1000):
+            digest = hashlib.sha256(digest).digest()
+        rounds += 1
+        context.progress(int((now - began) * 1000), int(seconds * 1000))
+    took = max(time.monotonic() - began, 1e-9)
+    return {
+        "hashes": rounds * 1000,
+        "seconds": took,
+        "hashes_per_second": rounds * 1000 / took,
+        "pid": os.getpid(),
+        "called_at": called_at,
+    }
+
+
 # django-stubs types the context as TaskContext; slowjobs passes its subclass.
 @task(takes_context=True)  # type: ignore[arg-type]
 def generate_report(context: JobContext, rows: int, row_ms: int) -> dict[str, Any]:

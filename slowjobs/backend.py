@@ -57,6 +57,7 @@ from .jsonargs import check_arguments
 from .logs import about_job
 from .models import Job, JobStatus
 from .process import process_id
+from .processes import child
 from .results import build_result, result_from_job
 from .runner import JobSpec, JobWork
 from .signals import enqueue_refused
@@ -109,13 +110,18 @@ class SlowJobsBackend(BaseTaskBackend):
         check_arguments(args, kwargs)
         args, kwargs = list(args), dict(kwargs)
         unique_key = unique_key_for(task, args, kwargs)
-        if not lifecycle.is_started():
-            lifecycle.start()
         using = router.db_for_write(Job)
         connection = connections[using]
         in_transaction = connection.in_atomic_block
         enqueued_at = timezone.now()
         run_after = task.run_after
+        if child.in_job_process:
+            # A job process runs no executor of its own: the job is left
+            # ownerless, for its server (or any) to take when it is due.
+            due = run_after if run_after is not None else enqueued_at
+            return self._defer(task, args, kwargs, unique_key, using, enqueued_at, due)
+        if not lifecycle.is_started():
+            lifecycle.start()
         if run_after is not None and run_after > enqueued_at:
             return self._defer(
                 task, args, kwargs, unique_key, using, enqueued_at, run_after

@@ -9,6 +9,7 @@ rather than on the first job.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
 EXECUTOR_MODES = ("pool", "delegate")
+RUNS_IN = ("thread", "process")
 
 DEFAULTS: dict[str, Any] = {
     # "pool": a bounded queue drained by SLOWJOBS_WORKERS threads.
@@ -29,6 +31,20 @@ DEFAULTS: dict[str, Any] = {
     "SLOWJOBS_QUEUE_SIZE": 100,
     # Delegate mode's cap on concurrent job threads; None means no cap.
     "SLOWJOBS_MAX_THREADS": None,
+    # Where a task's code runs unless the task says (@task(runs_in=...)):
+    # "thread" (a job thread of this process: I/O-bound work) or "process"
+    # (a child process of a small pool: CPU-bound work, killable).
+    "SLOWJOBS_RUNS_IN": "thread",
+    # Child processes for process-mode jobs; None means one per CPU core.
+    "SLOWJOBS_PROCESSES": None,
+    # Niceness added to job processes (0-19): the kernel favours requests.
+    "SLOWJOBS_PROCESS_NICENESS": 10,
+    # Niceness added to job threads (0-19; Linux only).  The interpreter lock
+    # is shared with requests whatever the niceness: see the docs.
+    "SLOWJOBS_THREAD_NICENESS": 0,
+    # Seconds a cancelled or timed-out process-mode job gets to stop on its
+    # own before its process is killed (and replaced).
+    "SLOWJOBS_PROCESS_STOP_GRACE": 1.0,
     # Seconds enqueue waits for room before refusing with ExecutorFull.
     "SLOWJOBS_SUBMIT_TIMEOUT": 0.5,
     # Seconds a refused client is told to wait (the Retry-After header).
@@ -84,6 +100,11 @@ class SlowjobsSettings:
     workers: int
     queue_size: int
     max_threads: int | None
+    runs_in: str
+    processes: int
+    process_niceness: int
+    thread_niceness: int
+    process_stop_grace: float
     submit_timeout: float
     retry_after: int
     overflow: bool
@@ -148,6 +169,24 @@ def _bool(name: str) -> bool:
     return value
 
 
+def _runs_in() -> str:
+    value = _raw("SLOWJOBS_RUNS_IN")
+    if value not in RUNS_IN:
+        raise ImproperlyConfigured(
+            f"SLOWJOBS_RUNS_IN must be one of {', '.join(RUNS_IN)}, not {value!r}."
+        )
+    return str(value)
+
+
+def _niceness(name: str) -> int:
+    value = _raw(name)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 19:
+        raise ImproperlyConfigured(
+            f"{name} must be an integer from 0 to 19, not {value!r}."
+        )
+    return value
+
+
 def parse_servers(name: str, value: object) -> tuple[tuple[str, int], ...]:
     """Accept "host:port", "a:1,b:2" or a list of "host:port" strings."""
     if value is None or value == "":
@@ -190,6 +229,13 @@ def load() -> SlowjobsSettings:
         workers=_int("SLOWJOBS_WORKERS", minimum=1) or 1,
         queue_size=_int("SLOWJOBS_QUEUE_SIZE", minimum=0) or 0,
         max_threads=_int("SLOWJOBS_MAX_THREADS", minimum=1, allow_none=True),
+        runs_in=_runs_in(),
+        processes=_int("SLOWJOBS_PROCESSES", minimum=1, allow_none=True)
+        or os.cpu_count()
+        or 1,
+        process_niceness=_niceness("SLOWJOBS_PROCESS_NICENESS"),
+        thread_niceness=_niceness("SLOWJOBS_THREAD_NICENESS"),
+        process_stop_grace=_seconds("SLOWJOBS_PROCESS_STOP_GRACE"),
         submit_timeout=_seconds("SLOWJOBS_SUBMIT_TIMEOUT"),
         retry_after=_int("SLOWJOBS_RETRY_AFTER", minimum=0) or 0,
         overflow=_bool("SLOWJOBS_OVERFLOW"),

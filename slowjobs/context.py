@@ -25,9 +25,7 @@ from typing import Any
 
 from . import running
 from .exceptions import JobCancelled
-from .jsonargs import to_json_value
 from .running import RunningJob
-from .statewriter import get_writer
 from .tasksapi import TaskContext
 
 _current: ContextVar[RunningJob | None] = ContextVar("slowjobs_job", default=None)
@@ -80,19 +78,7 @@ class JobContext(TaskContext):  # type: ignore[type-arg, misc]
         Returns False if this attempt no longer owns the job (it was handed
         to another process), in which case the task should stop.
         """
-        return save_checkpoint_for(self.job, value)
-
-
-def save_checkpoint_for(job: RunningJob, value: Any) -> bool:
-    value = to_json_value(value, "the checkpoint")
-    written = get_writer(job.using).update_and_wait(
-        job.ticket,
-        expect=job.ownership(),
-        changes={"checkpoint": value, **job.progress_fields()},
-    )
-    if written:
-        job.checkpoint = value
-    return bool(written)
+        return self.job.save_checkpoint(value)
 
 
 @contextmanager
@@ -138,4 +124,4 @@ def save_checkpoint(value: Any) -> bool:
     job = _current.get()
     if job is None:
         return False
-    return save_checkpoint_for(job, value)
+    return job.save_checkpoint(value)

@@ -36,6 +36,7 @@ from .heartbeat import Heartbeat
 from .models import JobStatus
 from .orphans import INTERRUPTED_CLASS, claim, forget_live_records
 from .process import process_id
+from .processes.pool import close_pool
 from .runner import JobSpec, JobWork, start_claimed
 from .statewriter import get_writer, stop_writers
 from .task import on_interrupt
@@ -139,6 +140,7 @@ def shutdown(*, timeout: float | None = None) -> ShutdownReport:
             while running.running_jobs() and time.monotonic() < deadline:
                 time.sleep(0.01)
             _hand_back_running(still, report)
+    close_pool()
     stop_writers(timeout=30)
     with _lock:
         heartbeat, _heartbeat = _heartbeat, None

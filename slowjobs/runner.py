@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,13 +21,12 @@ from typing import Any
 from django.utils import timezone
 
 from . import dbhygiene, scheduler
+from .calling import INTERRUPTED, Outcome, call_task
 from .cancel import CANCELLED_BEFORE_START, CANCELLED_CLASS
-from .context import JobContext, running_as
-from .exceptions import JobCancelled, JobInterrupted, JobTimedOut
 from .executor.registry import get_executor
-from .jsonargs import storable_text, to_json_value
 from .logs import about, about_job
 from .models import Job, JobStatus
+from .processes.remote import call_in_process
 from .progress import get_store
 from .progress.base import cancel_key
 from .results import build_result, load_task, result_from_job
@@ -41,7 +39,7 @@ from .running import (
 )
 from .signals import job_retrying
 from .statewriter import get_writer
-from .task import retries_on, retry_delay
+from .task import retry_delay, runs_in
 from .tasksapi import (
     Task,
     TaskError,
@@ -53,8 +51,6 @@ from .tasksapi import (
 
 logger = logging.getLogger("slowjobs.runner")
 
-ERROR_MESSAGE_LIMIT = 2000
-INTERRUPTED = "interrupted"
 UNWAITED = timedelta(milliseconds=5)
 
 
@@ -100,51 +96,9 @@ class JobSpec:
         )
 
 
-def _error_fields(exc: BaseException) -> dict[str, str]:
-    kind = type(exc)
-    try:
-        message = str(exc) or kind.__name__
-        trace = "".join(traceback.format_exception(exc))
-    except Exception:  # an exception that cannot even describe itself
-        message = trace = f"{kind.__name__} (its message could not be read)"
-    return {
-        "error_class": f"{kind.__module__}.{kind.__qualname__}",
-        "error_message": storable_text(message[:ERROR_MESSAGE_LIMIT]),
-        "error_traceback": storable_text(trace),
-    }
-
-
-def _call(
-    spec: JobSpec, running: TaskResult[..., Any], job: RunningJob
-) -> tuple[str, dict[str, Any], BaseException | None]:
-    """Call the task; return the final status, the fields that record it and
-    the exception it raised (if any)."""
-    try:
-        with running_as(job):
-            if spec.task.takes_context:
-                value = spec.task.call(
-                    JobContext(task_result=running, job=job), *spec.args, **spec.kwargs
-                )
-            else:
-                value = spec.task.call(*spec.args, **spec.kwargs)
-        result = to_json_value(value, "the return value")
-    except JobCancelled as exc:
-        fields = {"cancel_requested": True, **_error_fields(exc)}
-        return JobStatus.CANCELLED, fields, exc
-    except JobInterrupted as exc:
-        return INTERRUPTED, {}, exc
-    except BaseException as exc:  # a task must never take its thread down
-        return JobStatus.FAILED, _error_fields(exc), exc
-    return JobStatus.SUCCEEDED, {"result": result}, None
-
-
-def _retry_at(
-    spec: JobSpec, exc: BaseException | None, now: datetime
-) -> datetime | None:
+def _retry_at(spec: JobSpec, outcome: Outcome, now: datetime) -> datetime | None:
     """When a failed attempt runs again, per its task's policy; None: never."""
-    if exc is None or isinstance(exc, JobTimedOut | JobCancelled | JobInterrupted):
-        return None
-    if not retries_on(spec.task, exc):
+    if not outcome.retryable:
         return None
     failures = 1 + sum(1 for entry in spec.history if entry.get("outcome") == "failed")
     delay = retry_delay(spec.task, failures)
@@ -268,17 +222,21 @@ def run_job(spec: JobSpec) -> None:
         )
         with about_job(spec.ticket):
             task_started.send(sender=spec.sender, task_result=running)
-        status, fields, exc = _call(spec, running, job)
+        if runs_in(spec.task) == "process":
+            outcome = call_in_process(spec, job)
+        else:
+            outcome = call_task(spec.task, spec.args, spec.kwargs, running, job)
     finally:
         job.end()
         unregister(job)
         dbhygiene.after_job()
+    status, fields = outcome.status, outcome.fields
     if status == INTERRUPTED:
         return  # handed back by this stopping process, which recorded it
     finished = timezone.now()
     _log_outcome(spec, status, fields, finished - started)
     if status == JobStatus.FAILED:
-        retry_at = _retry_at(spec, exc, finished)
+        retry_at = _retry_at(spec, outcome, finished)
         if retry_at is not None:
             _schedule_retry(spec, job, fields, finished, retry_at)
             return

@@ -21,7 +21,7 @@ from django.db import DatabaseError, connections
 
 from . import conf
 from .exceptions import JobCancelled, JobInterrupted, JobTimedOut
-from .jsonargs import storable_bigint, storable_text
+from .jsonargs import storable_bigint, storable_text, to_json_value
 from .models import Job, JobStatus
 from .progress import get_store
 from .progress.base import cancel_key, live_key
@@ -97,6 +97,17 @@ class RunningJob:
         self._calls_left -= 1
         if self._calls_left <= 0:
             self._look()
+
+    def report(
+        self, current: int | None, total: int | None, message: str | None
+    ) -> None:
+        """Progress that a job process sent (a few times a second): look now."""
+        self.current = current
+        if total is not None:
+            self.total = total
+        if message is not None:
+            self.message = message
+        self._look()
 
     def _look(self) -> None:
         now = time.monotonic()
@@ -206,6 +217,18 @@ class RunningJob:
         ):
             return cancel_requested_in_database(self.ticket, self.using)
         return False
+
+    def save_checkpoint(self, value: Any) -> bool:
+        """Store ``value`` (JSON) durably; False if this attempt lost the job."""
+        value = to_json_value(value, "the checkpoint")
+        written = get_writer(self.using).update_and_wait(
+            self.ticket,
+            expect=self.ownership(),
+            changes={"checkpoint": value, **self.progress_fields()},
+        )
+        if written:
+            self.checkpoint = value
+        return bool(written)
 
     @property
     def deadline_passed(self) -> bool:

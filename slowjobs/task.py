@@ -11,6 +11,7 @@ With slowjobs as the backend, ``@task`` accepts:
         retry_on=(ConnectionError,),    # only these exceptions retry
         timeout=300.0,                  # seconds, then the job fails (cooperative)
         unique_key=True,                # one unfinished job per task + arguments
+        runs_in="process",              # a child process: CPU-bound, killable
     )
     def rebuild_index(): ...
 
@@ -28,6 +29,9 @@ cancelled or timed-out job is never retried.
 function of the task's arguments returning a string (scoped to the task).
 Enqueueing while a job with the same key is unfinished returns that job's
 result (same ticket) instead of a new job.
+
+``runs_in`` is ``"thread"`` or ``"process"`` (see ``slowjobs.processes``);
+``None`` (the default) follows ``SLOWJOBS_RUNS_IN``.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import conf
+from .conf import RUNS_IN
 from .tasksapi import InvalidTask, Task
 
 ON_INTERRUPT = ("resume", "restart", "fail")
@@ -54,6 +60,7 @@ class SlowJobsTask(Task):  # type: ignore[type-arg]
     retry_on: tuple[type[BaseException], ...] = (Exception,)
     timeout: float | None = None
     unique_key: bool | Callable[..., str] = False
+    runs_in: str | None = None
 
     def __post_init__(self) -> None:
         if self.on_interrupt not in ON_INTERRUPT:
@@ -101,6 +108,11 @@ def _check_policies(task: SlowJobsTask) -> None:
         raise InvalidTask(
             f"timeout must be a number of seconds > 0 or None, not {task.timeout!r}."
         )
+    if task.runs_in is not None and task.runs_in not in RUNS_IN:
+        raise InvalidTask(
+            f"runs_in must be one of {', '.join(RUNS_IN)} or None, "
+            f"not {task.runs_in!r}."
+        )
     if not isinstance(task.unique_key, bool) and not callable(task.unique_key):
         raise InvalidTask(
             "unique_key must be True, False or a function of the task's "
@@ -124,6 +136,12 @@ def retry_delay(task: Any, failures: int) -> float | None:
 def retries_on(task: Any, exc: BaseException) -> bool:
     kinds: tuple[type[BaseException], ...] = getattr(task, "retry_on", ())
     return isinstance(exc, kinds)
+
+
+def runs_in(task: Any) -> str:
+    """Where the task's code runs: its own choice, else the setting."""
+    value = getattr(task, "runs_in", None)
+    return str(value) if value is not None else conf.get().runs_in
 
 
 def timeout_of(task: Any) -> float | None:

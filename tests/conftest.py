@@ -36,6 +36,10 @@ def _fresh_executor(request: pytest.FixtureRequest) -> Iterator[None]:
     if marker is not None:
         transactional = marker.kwargs.get("transaction", False)
         request.getfixturevalue("transactional_db" if transactional else "db")
+        # Job processes the test starts use the test database too.
+        os.environ["SLOWJOBS_TEST_DATABASE_NAME"] = str(
+            connection.settings_dict["NAME"]
+        )
     shutdown(timeout=10)
     reopen()
     yield

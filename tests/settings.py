@@ -9,10 +9,19 @@ from pathlib import Path
 from project.settings import *  # noqa: F403
 from project.settings import DATABASES
 
-_scratch = Path(tempfile.gettempdir()) / f"slowjobs-tests-{os.getpid()}"
+# Shared with the job processes the tests start (they inherit the variable).
+_scratch = Path(
+    os.environ.setdefault(
+        "SLOWJOBS_TEST_SCRATCH",
+        str(Path(tempfile.gettempdir()) / f"slowjobs-tests-{os.getpid()}"),
+    )
+)
 _scratch.mkdir(exist_ok=True)
 
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if "SLOWJOBS_TEST_DATABASE_NAME" in os.environ:
+    # A job process started by a test: the test database, set up already.
+    DATABASES["default"]["NAME"] = os.environ["SLOWJOBS_TEST_DATABASE_NAME"]
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Job threads and gunicorn processes need a real file, not :memory:.
     DATABASES["default"]["TEST"] = {"NAME": str(_scratch / "test.sqlite3")}
 

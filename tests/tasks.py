@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 
 from django.db import connection, connections
 
@@ -243,3 +244,77 @@ def log_and_fail(message: str) -> None:
 
     logging.getLogger("tests.tasks").warning("about to fail: %s", message)
     raise RuntimeError(message)
+
+
+# -- process mode ---------------------------------------------------------------
+
+
+@task(runs_in="process", takes_context=True)
+def where_and_how(context, steps: int) -> dict[str, object]:
+    """Reports, checkpoints and attaches a file from a job process."""
+    import os
+
+    from slowjobs import jobfiles
+
+    start = (context.checkpoint or {}).get("step", 0)
+    for step in range(start, steps):
+        context.progress(step + 1, steps, f"step {step + 1}")
+        saved = context.save_checkpoint({"step": step + 1})
+    path = jobfiles.result_path(context.ticket, ".txt")
+    path.write_text(f"{os.getpid()}\n")
+    jobfiles.attach_result_file(context.ticket, path)
+    return {
+        "pid": os.getpid(),
+        "niceness": os.nice(0),
+        "started_at": start,
+        "saved": saved,
+        "shutting_down": context.shutting_down,
+    }
+
+
+@task(runs_in="process", takes_context=True)
+def spin_in_process(context, seconds: float, look: bool, name: str = "") -> int:
+    """Burns CPU; with ``look`` it reports progress (and so sees a cancel)."""
+    import os
+    import time
+
+    if name:
+        Path(name).write_text(str(os.getpid()))
+    ends = time.monotonic() + seconds
+    rounds = 0
+    while time.monotonic() < ends:
+        rounds += 1
+        if look:
+            context.progress(rounds)
+    return os.getpid()
+
+
+@task(runs_in="process")
+def die_in_process(code: int) -> None:
+    import os
+
+    os._exit(code)
+
+
+@task(runs_in="process", max_attempts=2, retry_delay=0.05, retry_on=(KeyError,))
+def fail_in_process(kind: str) -> None:
+    raise {"key": KeyError, "value": ValueError}[kind](f"{kind} failed in a process")
+
+
+@task(runs_in="process")
+def enqueue_from_process(a: int, b: int) -> str:
+    return add.enqueue(a, b).id
+
+
+@task(runs_in="process")
+def pid_of_process() -> int:
+    import os
+
+    return os.getpid()
+
+
+@task
+def own_thread_niceness() -> int:
+    import os
+
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())

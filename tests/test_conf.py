@@ -30,6 +30,11 @@ def test_defaults():
         ("SLOWJOBS_SUBMIT_TIMEOUT", -1, "SLOWJOBS_SUBMIT_TIMEOUT must be a number"),
         ("SLOWJOBS_MEMCACHED", "localhost", "entries must look like 'host:port'"),
         ("SLOWJOBS_MEMCACHED", "h:99999", "entries must look like 'host:port'"),
+        ("SLOWJOBS_RUNS_IN", "fork", "SLOWJOBS_RUNS_IN must be one of thread, process"),
+        ("SLOWJOBS_PROCESSES", 0, "SLOWJOBS_PROCESSES must be an integer >= 1"),
+        ("SLOWJOBS_PROCESS_NICENESS", 20, "must be an integer from 0 to 19, not 20"),
+        ("SLOWJOBS_THREAD_NICENESS", -1, "must be an integer from 0 to 19, not -1"),
+        ("SLOWJOBS_PROCESS_STOP_GRACE", -1, "must be a number of seconds >= 0"),
     ],
 )
 def test_a_bad_setting_is_a_clear_error_naming_it(name, value, message):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 
-from .. import dbhygiene
+from .. import conf, dbhygiene
+from ..niceness import lower_this_thread
 from .base import Executor, Slot, Work
 
 
@@ -35,6 +36,7 @@ class DelegateExecutor(Executor):
         thread.start()
 
     def _run_one(self, slot: Slot, work: Work) -> None:
+        lower_this_thread(conf.get().thread_niceness)
         try:
             self._run(slot, work)
         finally:

@@ -15,7 +15,8 @@ import itertools
 import queue
 import threading
 
-from .. import dbhygiene
+from .. import conf, dbhygiene
+from ..niceness import lower_this_thread
 from .base import Executor, Slot, Work
 
 _Item = tuple[float, int, Slot | None, Work | None]
@@ -96,6 +97,7 @@ class PoolExecutor(Executor):
         return taken
 
     def _work_loop(self) -> None:
+        lower_this_thread(conf.get().thread_niceness)
         try:
             while True:
                 _, _, slot, work = self._get()
