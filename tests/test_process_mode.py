@@ -197,3 +197,22 @@ def test_job_threads_can_run_at_a_lower_priority_than_requests(finished):
     assert Job.objects.get(pk=result.id).result == os.nice(0) + 7
     # The request threads (this one) keep theirs.
     assert os.getpriority(os.PRIO_PROCESS, 0) == os.nice(0)
+
+
+def test_a_forked_server_starts_its_own_job_processes(finished):
+    result = tasks.pid_of_process.enqueue()
+    finished.wait(result.id, timeout=30)
+    parent_pool = current_pool()
+    assert parent_pool is not None
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a forked worker must not use its parent's processes
+        try:
+            os.write(write, b"ok" if current_pool() is None else b"no")
+        finally:
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 2)
+    os.waitpid(pid, 0)
+    assert answer == b"ok"
+    assert current_pool() is parent_pool
