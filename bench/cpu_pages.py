@@ -35,7 +35,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.run import PYTHON, ROOT, env_for, free_port
+from bench.overload import demo_server
+from bench.run import PYTHON, ROOT, database_urls, env_for
 
 # Each mode's settings: thread mode as it comes, thread mode with its job
 # threads at niceness 10, process mode (niceness 10 by default).
@@ -49,42 +50,22 @@ JOB_COUNTS = (0, 1, 2)
 
 @contextmanager
 def server(scratch: Path, mode: str) -> Iterator[tuple[str, dict[str, str]]]:
-    database = scratch / f"{mode.replace('+', '-')}.sqlite3"
-    env = {
-        **env_for(f"sqlite:///{database}", scratch),
-        "STATIC_ROOT": str(scratch / "static"),
+    """The bench site (its crunch view) on one gunicorn worker, in ``mode``."""
+    folder = scratch / mode.replace("+", "-")
+    folder.mkdir()
+    settings = {
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
         **MODES[mode],
         "SLOWJOBS_WORKERS": "2",
         "SLOWJOBS_PROCESSES": "2",
-        "WEB_WORKERS": "1",
         "WEB_THREADS": "4",
-        "LOG_LEVEL": "WARNING",
     }
-    subprocess.run(
-        [PYTHON, "-m", "django", "migrate", "-v0"], env=env, cwd=ROOT, check=True
-    )
-    port = free_port()
-    log = scratch / f"gunicorn-{mode.replace('+', '-')}.log"
-    process = subprocess.Popen(
-        [PYTHON, "-m", "gunicorn", "-c", "project/gunicorn.conf.py",
-         "--bind", f"127.0.0.1:{port}"],
-        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                get(port, "/bench/plain-get")
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    log_text = log.read_text()
-                    raise RuntimeError(f"gunicorn did not start:\n{log_text}") from None
-                time.sleep(0.1)
-        yield f"127.0.0.1:{port}", env
-    finally:
-        process.terminate()
-        process.wait(60)
+    with demo_server(folder, "sqlite", settings, workers=1) as (url, _):
+        env = {
+            **env_for(database_urls(["sqlite"], folder)["sqlite"], folder),
+            **settings,
+        }
+        yield url.removeprefix("http://"), env
 
 
 def get(port: int | str, path: str) -> int:

@@ -199,9 +199,13 @@ def report(figures: Figures) -> str:
 
 @contextmanager
 def demo_server(
-    scratch: Path, database: str, settings: dict[str, str]
+    scratch: Path, database: str, settings: dict[str, str], workers: int = PROCESSES
 ) -> Iterator[tuple[str, int]]:
-    """The demo site under gunicorn on a fresh database: (url, master pid)."""
+    """The demo site under gunicorn on a fresh database: (url, master pid).
+
+    ``settings`` adds to (or replaces) the server's environment, the
+    settings module included.
+    """
     url = database_urls([database], scratch)[database]
     if database == "postgres":
         recreate_postgres(url)
@@ -219,7 +223,7 @@ def demo_server(
     process = subprocess.Popen(
         [
             PYTHON, "-m", "gunicorn", "-c", "project/gunicorn.conf.py",
-            "--bind", f"127.0.0.1:{port}", "--workers", str(PROCESSES),
+            "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
         ],
         cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip

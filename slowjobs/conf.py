@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a cancelled or timed-out process-mode job gets to stop on its
     # own before its process is killed (and replaced).
     "SLOWJOBS_PROCESS_STOP_GRACE": 1.0,
+    # Jobs a job process runs before it is replaced by a fresh one (memory a
+    # task's libraries leak goes with it); None means no limit.
+    "SLOWJOBS_PROCESS_MAX_JOBS": None,
     # Seconds enqueue waits for room before refusing with ExecutorFull.
     "SLOWJOBS_SUBMIT_TIMEOUT": 0.5,
     # Seconds a refused client is told to wait (the Retry-After header).
@@ -105,6 +108,7 @@ class SlowjobsSettings:
     process_niceness: int
     thread_niceness: int
     process_stop_grace: float
+    process_max_jobs: int | None
     submit_timeout: float
     retry_after: int
     overflow: bool
@@ -236,6 +240,7 @@ def load() -> SlowjobsSettings:
         process_niceness=_niceness("SLOWJOBS_PROCESS_NICENESS"),
         thread_niceness=_niceness("SLOWJOBS_THREAD_NICENESS"),
         process_stop_grace=_seconds("SLOWJOBS_PROCESS_STOP_GRACE"),
+        process_max_jobs=_int("SLOWJOBS_PROCESS_MAX_JOBS", minimum=1, allow_none=True),
         submit_timeout=_seconds("SLOWJOBS_SUBMIT_TIMEOUT"),
         retry_after=_int("SLOWJOBS_RETRY_AFTER", minimum=0) or 0,
         overflow=_bool("SLOWJOBS_OVERFLOW"),

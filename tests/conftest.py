@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,6 +123,22 @@ class Server:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+
+
+def in_forked_child(check: Callable[[], bool]) -> bool:
+    """Fork, run ``check`` in the child, and return its answer."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(write, b"1" if check() else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.close(read)
+    os.waitpid(pid, 0)
+    return answer == b"1"
 
 
 def child_env(**extra: str) -> dict[str, str]:

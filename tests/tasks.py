@@ -318,3 +318,13 @@ def own_thread_niceness() -> int:
     import os
 
     return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@task(runs_in="process")
+def break_the_protocol() -> None:
+    """Writes a line that is not JSON where the server reads messages."""
+    import os
+    import sys
+
+    os.write(int(sys.argv[1]), b"this is not a message\n")
+    time.sleep(30)

@@ -10,6 +10,7 @@ from slowjobs.exceptions import ExecutorFull, ExecutorShutDown
 from slowjobs.executor.delegate import DelegateExecutor
 from slowjobs.executor.pool import PoolExecutor
 from slowjobs.executor.registry import current_executor, get_executor
+from tests.conftest import in_forked_child
 
 
 def _pool(workers: int = 2, queue_size: int = 2, timeout: float = 0.05) -> PoolExecutor:
@@ -147,16 +148,6 @@ def test_registry_makes_one_executor_per_process_from_settings():
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_builds_its_own_executor():
     parent = get_executor()
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report whether it inherited the parent's executor
-        try:
-            inherited = current_executor() is not None
-            fresh = get_executor() is not parent
-            os.write(write, b"ok" if (not inherited and fresh) else b"no")
-        finally:
-            os._exit(0)
-    os.close(write)
-    answer = os.read(read, 2)
-    os.waitpid(pid, 0)
-    assert answer == b"ok"
+    assert in_forked_child(
+        lambda: current_executor() is None and get_executor() is not parent
+    )

@@ -19,6 +19,7 @@ from slowjobs.progress import get_store
 from slowjobs.progress.base import live_key
 from slowjobs.tasksapi import InvalidTask, task
 from tests import tasks
+from tests.conftest import in_forked_child
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -204,15 +205,50 @@ def test_a_forked_server_starts_its_own_job_processes(finished):
     finished.wait(result.id, timeout=30)
     parent_pool = current_pool()
     assert parent_pool is not None
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # a forked worker must not use its parent's processes
-        try:
-            os.write(write, b"ok" if current_pool() is None else b"no")
-        finally:
-            os._exit(0)
-    os.close(write)
-    answer = os.read(read, 2)
-    os.waitpid(pid, 0)
-    assert answer == b"ok"
+    # A forked worker must not use its parent's processes.
+    assert in_forked_child(lambda: current_pool() is None)
     assert current_pool() is parent_pool
+
+
+def test_a_process_that_breaks_the_protocol_is_replaced_and_its_job_fails(finished):
+    began = time.monotonic()
+    result = tasks.break_the_protocol.enqueue()
+    finished.wait(result.id, timeout=20)
+    assert time.monotonic() - began < 10
+    job = Job.objects.get(pk=result.id)
+    assert job.status == JobStatus.FAILED
+    assert job.error_class == "slowjobs.processes.pool.JobProcessFailed"
+    after = tasks.pid_of_process.enqueue()
+    finished.wait(after.id, timeout=30)
+    assert Job.objects.get(pk=after.id).status == JobStatus.SUCCEEDED
+
+
+@override_settings(SLOWJOBS_PROCESS_MAX_JOBS=2)
+def test_a_process_is_replaced_after_its_max_jobs(finished):
+    pids = []
+    for _ in range(3):
+        result = tasks.pid_of_process.enqueue()
+        finished.wait(result.id, timeout=30)
+        pids.append(Job.objects.get(pk=result.id).result)
+    assert pids[0] == pids[1]
+    assert pids[2] != pids[0]
+    wait_until(lambda: not alive(pids[0]), 5, "the worn-out process to end")
+
+
+@override_settings(SLOWJOBS_PROCESSES=1)
+def test_a_job_waiting_for_a_process_says_so_and_runs_when_one_frees(
+    finished, tmp_path
+):
+    marker = tmp_path / "pid"
+    busy = tasks.spin_in_process.enqueue(30.0, True, str(marker))
+    wait_until(marker.exists, what="the first job to start")
+    waiting = tasks.pid_of_process.enqueue()
+    record = wait_until(
+        lambda: get_store().get(live_key(waiting.id)), what="the waiting job's record"
+    )
+    assert record["message"] == "Waiting for a free job process"
+    cancel(busy.id)
+    finished.wait(waiting.id, timeout=15)
+    job = Job.objects.get(pk=waiting.id)
+    assert job.result == int(marker.read_text())  # the freed process ran it
+    assert job.progress_message == ""

@@ -63,6 +63,7 @@ class JobProcess:
             theirs.close()
         self.channel = Channel(ours)
         self.ready = False
+        self.jobs_run = 0
 
     @property
     def pid(self) -> int:
@@ -104,9 +105,12 @@ class JobProcess:
 
 
 class ProcessPool:
-    def __init__(self, *, size: int, niceness: int) -> None:
+    def __init__(
+        self, *, size: int, niceness: int, max_jobs: int | None = None
+    ) -> None:
         self.size = size
         self.niceness = niceness
+        self.max_jobs = max_jobs
         # Guards _idle, _count and _closed; notified when a process frees.
         self._changed = threading.Condition(threading.Lock())
         self._idle: list[JobProcess] = []
@@ -139,6 +143,15 @@ class ProcessPool:
         return process
 
     def release(self, process: JobProcess) -> None:
+        """Take a process back after a job (a worn-out one is replaced)."""
+        process.jobs_run += 1
+        if self.max_jobs is not None and process.jobs_run >= self.max_jobs:
+            process.exit()
+            self.replace(process)
+            return
+        self._keep(process)
+
+    def _keep(self, process: JobProcess) -> None:
         with self._changed:
             if not self._closed and process.popen.poll() is None:
                 self._idle.append(process)
@@ -154,7 +167,15 @@ class ProcessPool:
             if self._closed:
                 self._count -= 1
                 return
-        self.release(self._start())
+        try:
+            successor = self._start()
+        except JobProcessFailed as exc:
+            # The next job that needs a process tries again, and says so.
+            logger.warning(
+                "slowjobs: no successor for job process %d: %s", process.pid, exc
+            )
+            return
+        self._keep(successor)
 
     def _start(self) -> JobProcess:
         try:
@@ -200,7 +221,9 @@ def get_pool() -> ProcessPool:
         if _pool is None:
             settings_now = conf.get()
             _pool = ProcessPool(
-                size=settings_now.processes, niceness=settings_now.process_niceness
+                size=settings_now.processes,
+                niceness=settings_now.process_niceness,
+                max_jobs=settings_now.process_max_jobs,
             )
         return _pool
 

@@ -19,6 +19,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from django.utils.translation import gettext
+
 from .. import conf, jobfiles, running
 from ..calling import Outcome, error_fields, stopped
 from ..exceptions import JobCancelled, JobInterrupted, JobTimedOut
@@ -44,18 +46,38 @@ Stop = JobCancelled | JobInterrupted | JobTimedOut
 
 def call_in_process(spec: JobSpec, job: running.RunningJob) -> Outcome:
     pool = get_pool()
+    waiting = False
+
+    def look() -> None:
+        """Called while every process is busy: say so, and heed a cancel."""
+        nonlocal waiting
+        if not waiting and not job.message:
+            waiting = True
+            job.message = gettext("Waiting for a free job process")
+            job.publish()
+        job.check_cancelled()
+
     try:
-        process = pool.acquire(job.check_cancelled)
+        process = pool.acquire(look)
     except (JobCancelled, JobInterrupted, JobTimedOut) as exc:
         return stopped(exc)
     except JobProcessFailed as exc:
         return Outcome(JobStatus.FAILED, error_fields(exc))
+    if waiting:
+        job.message = ""
     try:
         process.channel.send(_run_message(spec, job))
     except ChannelClosed:
         pool.replace(process)
         return Outcome(JobStatus.FAILED, error_fields(_died(process)))
-    return _follow(pool, process, job)
+    try:
+        return _follow(pool, process, job)
+    except Exception as exc:
+        # The job thread must end the job whatever broke (a checkpoint that
+        # could not be written, say): the process is ended with it.
+        logger.exception("Job %s: relaying its process failed", job.ticket)
+        pool.replace(process)
+        return Outcome(JobStatus.FAILED, error_fields(exc))
 
 
 def _run_message(spec: JobSpec, job: running.RunningJob) -> Message:
@@ -104,8 +126,9 @@ def _follow(pool: ProcessPool, process: JobProcess, job: running.RunningJob) -> 
         try:
             if message is not None:
                 if message.get("op") == "done":
+                    outcome = _done(job, message)
                     pool.release(process)
-                    return _done(job, message)
+                    return outcome
                 _relay(process, job, message)
             if not told_stopping and running.stopping.is_set():
                 told_stopping = True

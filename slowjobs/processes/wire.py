@@ -51,8 +51,12 @@ class Channel:
         while True:
             line = self._take_line()
             if line is not None:
-                message = json.loads(line)
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    message = None
                 if not isinstance(message, dict):
+                    # A peer that breaks the protocol is treated as gone.
                     raise ChannelClosed(f"not a message: {line[:80]!r}")
                 return message
             remaining = None if deadline is None else deadline - time.monotonic()
