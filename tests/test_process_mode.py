@@ -44,6 +44,14 @@ def alive(pid: int) -> bool:
     return status.exists() and status.read_text().split()[2] != "Z"
 
 
+def start_spinning(tmp_path: Path, seconds: float, look: bool):
+    """Enqueue a CPU-bound job; return its result once it runs, and its pid."""
+    marker = tmp_path / "pid"
+    result = tasks.spin_in_process.enqueue(seconds, look, str(marker))
+    wait_until(marker.exists, what="the job to start")
+    return result, int(marker.read_text())
+
+
 def test_a_process_mode_job_runs_elsewhere_with_the_same_semantics(finished):
     result = tasks.where_and_how.enqueue(5)
     finished.wait(result.id, timeout=60)
@@ -80,10 +88,7 @@ def test_progress_from_a_process_is_live_while_it_runs(finished):
 
 
 def test_a_cancel_stops_a_cooperating_task_and_keeps_its_process(finished, tmp_path):
-    marker = tmp_path / "pid"
-    result = tasks.spin_in_process.enqueue(30.0, True, str(marker))
-    wait_until(marker.exists, what="the job to start")
-    pid = int(marker.read_text())
+    result, pid = start_spinning(tmp_path, 30.0, True)
     cancel(result.id)
     finished.wait(result.id, timeout=10)
     job = Job.objects.get(pk=result.id)
@@ -96,10 +101,7 @@ def test_a_cancel_stops_a_cooperating_task_and_keeps_its_process(finished, tmp_p
 def test_a_task_that_ignores_a_cancel_is_killed_and_its_process_replaced(
     finished, tmp_path
 ):
-    marker = tmp_path / "pid"
-    result = tasks.spin_in_process.enqueue(60.0, False, str(marker))
-    wait_until(marker.exists, what="the job to start")
-    pid = int(marker.read_text())
+    result, pid = start_spinning(tmp_path, 60.0, False)
     asked = time.monotonic()
     cancel(result.id)
     finished.wait(result.id, timeout=10)
@@ -218,6 +220,7 @@ def test_a_process_that_breaks_the_protocol_is_replaced_and_its_job_fails(finish
     job = Job.objects.get(pk=result.id)
     assert job.status == JobStatus.FAILED
     assert job.error_class == "slowjobs.processes.pool.JobProcessFailed"
+    assert "not a message" in job.error_message
     after = tasks.pid_of_process.enqueue()
     finished.wait(after.id, timeout=30)
     assert Job.objects.get(pk=after.id).status == JobStatus.SUCCEEDED
@@ -239,9 +242,7 @@ def test_a_process_is_replaced_after_its_max_jobs(finished):
 def test_a_job_waiting_for_a_process_says_so_and_runs_when_one_frees(
     finished, tmp_path
 ):
-    marker = tmp_path / "pid"
-    busy = tasks.spin_in_process.enqueue(30.0, True, str(marker))
-    wait_until(marker.exists, what="the first job to start")
+    busy, pid = start_spinning(tmp_path, 30.0, True)
     waiting = tasks.pid_of_process.enqueue()
     record = wait_until(
         lambda: get_store().get(live_key(waiting.id)), what="the waiting job's record"
@@ -250,5 +251,5 @@ def test_a_job_waiting_for_a_process_says_so_and_runs_when_one_frees(
     cancel(busy.id)
     finished.wait(waiting.id, timeout=15)
     job = Job.objects.get(pk=waiting.id)
-    assert job.result == int(marker.read_text())  # the freed process ran it
+    assert job.result == pid  # the freed process ran it
     assert job.progress_message == ""

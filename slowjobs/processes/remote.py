@@ -26,7 +26,7 @@ from ..calling import Outcome, error_fields, stopped
 from ..exceptions import JobCancelled, JobInterrupted, JobTimedOut
 from ..models import JobStatus
 from .pool import JobProcess, JobProcessFailed, ProcessPool, get_pool
-from .wire import ChannelClosed, Message
+from .wire import ChannelBroken, ChannelClosed, Message
 
 if TYPE_CHECKING:
     from ..runner import JobSpec
@@ -118,11 +118,17 @@ def _follow(pool: ProcessPool, process: JobProcess, job: running.RunningJob) -> 
     while True:
         try:
             message = process.channel.receive(timeout=TICK)
-        except ChannelClosed:
+        except ChannelClosed as exc:
             pool.replace(process)
             if stop is not None:
                 return stopped(stop)
-            return Outcome(JobStatus.FAILED, error_fields(_died(process)))
+            if isinstance(exc, ChannelBroken):
+                failure = JobProcessFailed(
+                    f"The job's process sent {exc}; it was ended and replaced."
+                )
+            else:
+                failure = _died(process)
+            return Outcome(JobStatus.FAILED, error_fields(failure))
         try:
             if message is not None:
                 if message.get("op") == "done":

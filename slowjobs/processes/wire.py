@@ -25,6 +25,11 @@ class ChannelClosed(Exception):
     """The other end has gone (its process ended, or closed the socket)."""
 
 
+class ChannelBroken(ChannelClosed):
+    """The other end sent something that is not a message: it is treated as
+    gone, as nothing it says can be trusted any more."""
+
+
 class Channel:
     """One end of a socket pair, speaking JSON lines."""
 
@@ -56,8 +61,7 @@ class Channel:
                 except ValueError:
                     message = None
                 if not isinstance(message, dict):
-                    # A peer that breaks the protocol is treated as gone.
-                    raise ChannelClosed(f"not a message: {line[:80]!r}")
+                    raise ChannelBroken(f"not a message: {line[:80]!r}")
                 return message
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
@@ -73,7 +77,7 @@ class Channel:
                 raise ChannelClosed("the other end closed the channel")
             self._buffer += chunk
             if len(self._buffer) > LINE_LIMIT:
-                raise ChannelClosed("a message over the size limit")
+                raise ChannelBroken("a message over the size limit")
 
     def _take_line(self) -> bytes | None:
         end = self._buffer.find(b"\n")
