@@ -9,6 +9,9 @@
   (a database check: ``manage.py check --database default``, and ``migrate``).
 - W005: ``DEBUG`` on while the site answers non-local host names.
 - E003: ``SLOWJOBS_METRICS`` on without prometheus-client installed.
+- W006: a SQLite database with deferred transactions (job threads and
+  requests write at once; a read that turns into a write then fails with
+  "database is locked" instead of waiting its turn).
 """
 
 from __future__ import annotations
@@ -193,3 +196,32 @@ def check_metrics(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+def sqlite_transaction_warnings(databases: dict[str, Any]) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for alias, database in databases.items():
+        if database.get("ENGINE") != "django.db.backends.sqlite3":
+            continue
+        mode = (database.get("OPTIONS") or {}).get("transaction_mode")
+        if str(mode).upper() != "IMMEDIATE":
+            messages.append(
+                Warning(
+                    f"Database {alias!r} is SQLite with deferred transactions: job "
+                    "threads and requests write at once, and a transaction that "
+                    "reads before it writes fails with 'database is locked' "
+                    "instead of waiting its turn.",
+                    hint="Set OPTIONS['transaction_mode'] = 'IMMEDIATE' (with WAL: "
+                    "OPTIONS['init_command'] = 'PRAGMA journal_mode=WAL;'), as the "
+                    "deployment docs show.",
+                    id="slowjobs.W006",
+                )
+            )
+    return messages
+
+
+@register()
+def check_sqlite_transactions(
+    app_configs: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    return sqlite_transaction_warnings(settings.DATABASES)

@@ -152,3 +152,15 @@ def test_nothing_in_the_package_can_pickle():
         )
     ]
     assert importing == []
+
+
+def test_sqlite_without_immediate_transactions_is_warned_about():
+    from slowjobs.checks import sqlite_transaction_warnings
+
+    sqlite = {"ENGINE": "django.db.backends.sqlite3", "NAME": "x.sqlite3"}
+    deferred = sqlite_transaction_warnings({"default": sqlite})
+    assert [message.id for message in deferred] == ["slowjobs.W006"]
+    assert "'default'" in deferred[0].msg
+    immediate = {**sqlite, "OPTIONS": {"transaction_mode": "IMMEDIATE"}}
+    postgres = {"ENGINE": "django.db.backends.postgresql", "NAME": "x"}
+    assert sqlite_transaction_warnings({"a": immediate, "b": postgres}) == []
