@@ -52,6 +52,17 @@ def start_spinning(tmp_path: Path, seconds: float, look: bool):
     return result, int(marker.read_text())
 
 
+def assert_replaced_and_running_the_next_job(finished) -> None:
+    """The pool started one successor (no more) and it runs the next job."""
+    after = tasks.pid_of_process.enqueue()
+    finished.wait(after.id, timeout=30)
+    assert Job.objects.get(pk=after.id).status == JobStatus.SUCCEEDED
+    pool = current_pool()
+    assert pool is not None
+    assert pool.started == 2
+    assert pool.stats()["alive"] == 1  # the dead one's place, not one more
+
+
 def test_a_process_mode_job_runs_elsewhere_with_the_same_semantics(finished):
     result = tasks.where_and_how.enqueue(5)
     finished.wait(result.id, timeout=60)
@@ -140,9 +151,7 @@ def test_a_process_that_dies_fails_its_job_clearly_and_is_replaced(finished):
     assert job.status == JobStatus.FAILED
     assert job.error_class == "slowjobs.processes.pool.JobProcessFailed"
     assert "exit code 3" in job.error_message
-    after = tasks.pid_of_process.enqueue()
-    finished.wait(after.id, timeout=30)
-    assert Job.objects.get(pk=after.id).status == JobStatus.SUCCEEDED
+    assert_replaced_and_running_the_next_job(finished)
 
 
 def test_retry_policy_sees_the_exception_raised_in_the_process(finished):
@@ -221,9 +230,7 @@ def test_a_process_that_breaks_the_protocol_is_replaced_and_its_job_fails(finish
     assert job.status == JobStatus.FAILED
     assert job.error_class == "slowjobs.processes.pool.JobProcessFailed"
     assert "not a message" in job.error_message
-    after = tasks.pid_of_process.enqueue()
-    finished.wait(after.id, timeout=30)
-    assert Job.objects.get(pk=after.id).status == JobStatus.SUCCEEDED
+    assert_replaced_and_running_the_next_job(finished)
 
 
 @override_settings(SLOWJOBS_PROCESS_MAX_JOBS=2)

@@ -55,19 +55,21 @@ def pid_of(owner: str) -> int:
     return int(owner.split(":")[1])
 
 
+# One job thread, no queue, no wait for room: the rest overflow at once.
+OVERFLOWING = {
+    "SLOWJOBS_OVERFLOW": "true",
+    "SLOWJOBS_WORKERS": "1",
+    "SLOWJOBS_QUEUE_SIZE": "0",
+    "SLOWJOBS_SUBMIT_TIMEOUT": "0",
+}
+
+
 def test_overflow_goes_to_run_jobs_workers_which_adopt_each_other(
     collected_static, tmp_path
 ):
     if connection.vendor != "postgresql":
         pytest.skip("two claiming workers: the PostgreSQL run (SKIP LOCKED)")
-    server = start_gunicorn(
-        tmp_path,
-        SLOWJOBS_OVERFLOW="true",
-        SLOWJOBS_WORKERS="1",
-        SLOWJOBS_QUEUE_SIZE="0",
-        SLOWJOBS_SUBMIT_TIMEOUT="0",
-        **FAST_LEASE,
-    )
+    server = start_gunicorn(tmp_path, **OVERFLOWING, **FAST_LEASE)
     first, second = start_worker(tmp_path, "a"), start_worker(tmp_path, "b")
     try:
         # More than the server's two job threads: the rest overflow.
@@ -125,13 +127,7 @@ def test_overflow_goes_to_run_jobs_workers_which_adopt_each_other(
 
 
 def test_run_jobs_runs_overflowed_jobs_and_stops_on_sigterm(collected_static, tmp_path):
-    server = start_gunicorn(
-        tmp_path,
-        SLOWJOBS_OVERFLOW="true",
-        SLOWJOBS_WORKERS="1",
-        SLOWJOBS_QUEUE_SIZE="0",
-        SLOWJOBS_SUBMIT_TIMEOUT="0",
-    )
+    server = start_gunicorn(tmp_path, **OVERFLOWING)
     worker = start_worker(tmp_path, "only")
     try:
         jobs = [submit(server.url, rows=3, row_ms=100) for _ in range(6)]
