@@ -1,27 +1,36 @@
 """A process's heartbeat: its WorkerProcess row and its jobs' heartbeat_at.
 
 Beats every ``SLOWJOBS_HEARTBEAT_INTERVAL`` from a thread of its own, started
-with the first job (never at import, never before a fork).  Each beat also
-re-publishes the live record of every running job, so a job that reports
-nothing for a while still shows as running.
+with the process's first request or job (never at import, never before a
+fork).  Each beat:
+
+1. keeps this process's advisory lock (PostgreSQL), taking it again if its
+   connection broke;
+2. makes sure this process still owns the jobs it runs: one that another
+   process took (this one was stopped or cut off past its lease) is told to
+   stop and publishes nothing more;
+3. re-publishes the live record of every running job, so a job that
+   reports nothing for a while still shows as running (the records expire
+   soon after a process dies, so a dead one's jobs never look alive);
+4. records the process (with what proves it alive: its machine, pid and
+   pid start time, whether it holds its lock) and its jobs' heartbeat.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 from datetime import timedelta
 
 from django.db import DatabaseError
 from django.utils import timezone
 
-from . import conf, dbhygiene
+from . import conf, dbhygiene, processlock
 from .executor.registry import current_executor
 from .models import Job, WorkerProcess
-from .process import process_id
-from .running import running_jobs
+from .process import host_name, machine, process_id, start_ticks
+from .running import RunningJob, running_jobs
 
 logger = logging.getLogger("slowjobs.heartbeat")
 
@@ -63,15 +72,26 @@ class Heartbeat:
             dbhygiene.at_thread_exit()
 
     def beat(self, *, stopping: bool = False) -> None:
-        now = timezone.now()
         me = process_id()
+        locked = processlock.hold_for(me, self.using)
+        jobs = running_jobs()
+        try:
+            _stop_lost(jobs, me, self.using)
+        finally:
+            # Even with the database away: the live records must not lapse.
+            for job in jobs:
+                job.publish()
+        now = timezone.now()
         executor = current_executor()
         stats = executor.stats() if executor is not None else {}
         WorkerProcess.objects.using(self.using).update_or_create(
             id=me,
             defaults={
-                "host": socket.gethostname(),
+                "host": host_name(),
                 "pid": os.getpid(),
+                "machine": machine(),
+                "pid_start": start_ticks(os.getpid()),
+                "locked": locked,
                 "started_at": self.started_at,
                 "last_seen": now,
                 "mode": stats.get("mode") or conf.get().executor,
@@ -89,8 +109,6 @@ class Heartbeat:
         Job.objects.using(self.using).unfinished().filter(
             owner=me, heartbeat_at__lt=now - half_lease
         ).update(heartbeat_at=now)
-        for job in running_jobs():
-            job.publish()
 
     def stop(self, *, forget: bool = True) -> None:
         """Stop beating; with ``forget``, remove this process's row."""
@@ -99,3 +117,18 @@ class Heartbeat:
             self._thread.join(10)
         if forget:
             WorkerProcess.objects.using(self.using).filter(id=process_id()).delete()
+        processlock.release()
+
+
+def _stop_lost(jobs: list[RunningJob], me: str, using: str) -> None:
+    """Stop the running jobs whose rows another process owns now."""
+    if not jobs:
+        return
+    mine = set(
+        Job.objects.using(using)
+        .filter(pk__in=[job.ticket for job in jobs], owner=me)
+        .values_list("pk", flat=True)
+    )
+    for job in jobs:
+        if job.ticket not in mine:
+            job.lose()

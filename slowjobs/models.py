@@ -212,6 +212,14 @@ class WorkerProcess(models.Model):
     id = models.CharField(_("process"), max_length=255, primary_key=True)
     host = models.CharField(_("host"), max_length=255)
     pid = models.PositiveIntegerField(_("pid"))
+    # The process table the pid belongs to (slowjobs.process.machine) and
+    # the pid's start in clock ticks since boot: together they prove, on
+    # the same machine, that the process is gone or its pid reused.
+    machine = models.CharField(_("machine"), max_length=300, blank=True, db_default="")
+    pid_start = models.BigIntegerField(_("pid start (ticks)"), null=True, blank=True)
+    # PostgreSQL: it holds its advisory lock (slowjobs.processlock), so a
+    # free lock proves, from any host, that it died.
+    locked = models.BooleanField(_("holds its lock"), default=False, db_default=False)
     started_at = models.DateTimeField(_("started at"))
     last_seen = models.DateTimeField(_("last heartbeat"), db_index=True)
     mode = models.CharField(_("executor mode"), max_length=20)

@@ -1,8 +1,9 @@
 """Jobs whose process is gone, and claiming them for another.
 
 A job is orphaned when it is unfinished and either nobody owns it (a stopping
-process handed it back) or its owner stopped beating (no heartbeat within
-the lease, neither for the process nor for the job).  Claims are atomic:
+process handed it back), its owner is proved gone (``slowjobs.liveness``:
+its pid or its advisory lock), or its owner stopped beating (no heartbeat
+within the lease, neither for the process nor for the job).  Claims are atomic:
 the candidate rows are locked (``SKIP LOCKED`` on PostgreSQL, SQLite's write
 lock on SQLite) and given their new owner in the same transaction, so two
 claimers (two ``resume_jobs``, or a resume while servers adopt) never get
@@ -12,7 +13,7 @@ the same job.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,15 +33,24 @@ from .task import on_interrupt
 from .tasksapi import TaskResultDoesNotExist
 
 INTERRUPTED_CLASS = "slowjobs.exceptions.JobInterrupted"
+# What a job that lost its process says until its next attempt reports.
+RESUMING_MESSAGE = "Interrupted; resuming from the last checkpoint"
+RESTARTING_MESSAGE = "Interrupted; starting again"
 
 
 def lease_cutoff(now: datetime | None = None) -> datetime:
     return (now or timezone.now()) - timedelta(seconds=conf.get().lease)
 
 
-def orphaned(using: str = "default", now: datetime | None = None) -> JobQuerySet:
-    """Unfinished jobs nobody runs: ownerless ones that are due, and those of
-    dead processes (a deferred job not yet due is nobody's, but waits)."""
+def orphaned(
+    using: str = "default",
+    now: datetime | None = None,
+    *,
+    gone: Collection[str] = (),
+) -> JobQuerySet:
+    """Unfinished jobs nobody runs: ownerless ones that are due, those of
+    owners proved ``gone``, and those of processes silent past the lease
+    (a deferred job not yet due is nobody's, but waits)."""
     now = now or timezone.now()
     cutoff = lease_cutoff(now)
     alive = WorkerProcess.objects.using(using).filter(
@@ -51,6 +61,7 @@ def orphaned(using: str = "default", now: datetime | None = None) -> JobQuerySet
         .unfinished()
         .filter(
             (Q(owner="") & (Q(run_after__isnull=True) | Q(run_after__lte=now)))
+            | (Q(owner__in=list(gone)) if gone else Q(pk__in=[]))
             | (
                 ~Q(owner="")
                 & Q(heartbeat_at__lt=cutoff)
@@ -109,8 +120,10 @@ def prepare(job: Job, now: datetime) -> bool:
                 "this task does not run again after an interruption.",
             )
             return False
+        job.progress_message = RESUMING_MESSAGE
         if policy == "restart":
             job.checkpoint = None
+            job.progress_message = RESTARTING_MESSAGE
     if job.cancel_requested:
         job.status = JobStatus.CANCELLED
         job.error_class = CANCELLED_CLASS
@@ -139,6 +152,7 @@ CLAIM_FIELDS = [
     "error_class",
     "error_message",
     "finished_at",
+    "progress_message",
 ]
 
 

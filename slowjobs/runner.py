@@ -232,7 +232,16 @@ def run_job(spec: JobSpec) -> None:
         dbhygiene.after_job()
     status, fields = outcome.status, outcome.fields
     if status == INTERRUPTED:
-        return  # handed back by this stopping process, which recorded it
+        if job.lost:
+            logger.warning(
+                "Job %s: attempt %d stopped: another process took the job over "
+                "(this one was not heard from within the lease); nothing of it "
+                "is written",
+                spec.ticket,
+                attempt,
+                extra=about(spec.ticket),
+            )
+        return  # or handed back by this stopping process, which recorded it
     finished = timezone.now()
     _log_outcome(spec, status, fields, finished - started)
     if status == JobStatus.FAILED:

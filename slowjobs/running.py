@@ -10,6 +10,7 @@ less often, in case memcached lost the flag).
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import uuid
@@ -60,11 +61,15 @@ class RunningJob:
     cancel_requested: bool = False
     # Set when this process hands the job back: the task must stop.
     interrupted: bool = False
+    # Set when another process took the job over (this one was silent past
+    # its lease): the task must stop, and nothing of it may be written.
+    lost: bool = False
     deadline: float | None = None
     timeout: float | None = None
     # Named by the task (jobfiles.attach_result_file): written with the outcome.
     result_file: str = ""
     _next_publish: float = 0.0
+    _last_publish: float | None = None
     _next_mirror: float = 0.0
     _next_cancel_check: float = 0.0
     _cancel_checks: int = 0
@@ -137,16 +142,33 @@ class RunningJob:
             "started_at": self.started_at.isoformat(),
             "user": self.submitter_user,
             "session": self.submitter_session,
+            # Who writes it, and when: a reader that finds it old asks
+            # whether the writer still lives (slowjobs.status).
+            "owner": self.owner,
+            "seen": time.time(),
         }
 
     def publish(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         self._next_publish = now + self._settings.progress_interval
+        if self._ended:
+            return
+        silent = self._last_publish is not None and (
+            now - self._last_publish > self._settings.lease / 2
+        )
+        if silent and not self.still_owned():
+            # Stopped or starved past the lease: another process may run
+            # the job now, and its record must not be written over.
+            self.lose()
+            return
+        self._last_publish = now
         # The heartbeat publishes too: never after the record was dropped.
         with self._publish_lock:
             if self._ended:
                 return
-            get_store().set(live_key(str(self.ticket)), self.live_record())
+            get_store().set(
+                live_key(str(self.ticket)), self.live_record(), ttl=live_ttl()
+            )
             self._published = True
         if now >= self._next_mirror and self.current is not None:
             self._next_mirror = now + self._settings.progress_db_interval
@@ -177,6 +199,23 @@ class RunningJob:
             "progress_message": values["message"],
         }
 
+    def still_owned(self) -> bool:
+        """Whether the row still names this process (True if it cannot tell)."""
+        try:
+            return (
+                Job.objects.using(self.using)
+                .filter(pk=self.ticket, owner=self.owner)
+                .exists()
+            )
+        except DatabaseError:
+            return True
+
+    def lose(self) -> None:
+        """Another process owns the job now: stop the task, write nothing more."""
+        self.lost = True
+        self.interrupted = True
+        self.end()
+
     def ownership(self) -> dict[str, Any]:
         """The conditions under which this attempt still owns the row."""
         return {
@@ -190,6 +229,8 @@ class RunningJob:
     def check_cancelled(self, now: float | None = None) -> None:
         """Raise JobCancelled if a cancel was requested (looked up when due)."""
         now = time.monotonic() if now is None else now
+        if self.lost:
+            raise JobInterrupted("Another process took the job over; stopping.")
         if self.interrupted:
             raise JobInterrupted("The server stopped; the job was handed back.")
         if self.deadline is not None and now >= self.deadline:
@@ -260,6 +301,14 @@ def cancel_requested_in_database(ticket: uuid.UUID, using: str = "default") -> b
         if not connection.in_atomic_block:
             connection.close()
         return False
+
+
+def live_ttl() -> int:
+    """Seconds a live record outlasts its last write: a heartbeat and a
+    margin.  Every beat writes it again, so only a dead process's records
+    lapse (and one that lapses for a slow beat only sends readers to the
+    row, which is right too)."""
+    return math.ceil(conf.get().heartbeat_interval) + 2
 
 
 def timeout_for(task: Any) -> float | None:
