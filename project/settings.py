@@ -136,8 +136,11 @@ SLOWJOBS_PROGRESS_DB_INTERVAL = env.float("SLOWJOBS_PROGRESS_DB_INTERVAL", defau
 SLOWJOBS_JOB_TIMEOUT = env.float("SLOWJOBS_JOB_TIMEOUT", default=None)
 SLOWJOBS_SCHEDULER_INTERVAL = env.float("SLOWJOBS_SCHEDULER_INTERVAL", default=2.0)
 SLOWJOBS_RETENTION_DAYS = env.int("SLOWJOBS_RETENTION_DAYS", default=7)
-# The demo server picks up what a crashed or killed server left behind.
-SLOWJOBS_ADOPT_ON_START = env.bool("SLOWJOBS_ADOPT_ON_START", default=True)
+# Every server takes over what a crashed or stopped one left (the default).
+SLOWJOBS_ADOPT = env.bool("SLOWJOBS_ADOPT", default=True)
+SLOWJOBS_ADOPT_INTERVAL = env.float("SLOWJOBS_ADOPT_INTERVAL", default=0.5)
+SLOWJOBS_HOST = env.str("SLOWJOBS_HOST", default="")
+SLOWJOBS_ADVISORY_LOCKS = env.bool("SLOWJOBS_ADVISORY_LOCKS", default=True)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -16,11 +16,16 @@ class SlowjobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, conf
+        from django.core.signals import request_started
+
+        from . import checks, conf, lifecycle
 
         # A wrong setting stops start-up with its name, not the first job.
         settings = conf.load()
         del checks  # registered on import
+        request_started.connect(
+            lifecycle.start_with_requests, dispatch_uid="slowjobs-lifecycle"
+        )
         if settings.metrics and _prometheus_installed():
             from . import metrics
 

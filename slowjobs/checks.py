@@ -12,6 +12,7 @@
 - W006: a SQLite database with deferred transactions (job threads and
   requests write at once; a read that turns into a write then fails with
   "database is locked" instead of waiting its turn).
+- W007: ``SLOWJOBS_ADOPT_ON_START`` is set: ``SLOWJOBS_ADOPT`` replaced it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,24 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         ]
     return []
+
+
+@register()
+def check_deprecated(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if not hasattr(settings, conf.DEPRECATED_ADOPT):
+        return []
+    return [
+        Warning(
+            f"{conf.DEPRECATED_ADOPT} is replaced by SLOWJOBS_ADOPT (on by "
+            "default): every process now takes orphaned and handed-back jobs "
+            "for as long as it lives, not only as it starts.",
+            hint=(
+                f"Remove {conf.DEPRECATED_ADOPT}; set SLOWJOBS_ADOPT = False "
+                "only for a process that must take nothing."
+            ),
+            id="slowjobs.W007",
+        )
+    ]
 
 
 def check_backend(alias: str) -> list[CheckMessage]:

@@ -19,6 +19,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
 EXECUTOR_MODES = ("pool", "delegate")
+# Read in place of SLOWJOBS_ADOPT when only it is set (slowjobs.W007 says so).
+DEPRECATED_ADOPT = "SLOWJOBS_ADOPT_ON_START"
 RUNS_IN = ("thread", "process")
 
 DEFAULTS: dict[str, Any] = {
@@ -85,8 +87,20 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a stopping process waits for running jobs before handing them
     # back; keep it below the server's own limit (gunicorn --graceful-timeout).
     "SLOWJOBS_DRAIN_TIMEOUT": 10.0,
-    # Whether a serving process claims orphaned jobs when it starts.
-    "SLOWJOBS_ADOPT_ON_START": False,
+    # Whether this process takes the jobs of processes that died and those
+    # handed back by a stopping one, at start and for as long as it lives.
+    # False: it runs only what it enqueues (and due deferred jobs).
+    "SLOWJOBS_ADOPT": True,
+    # Seconds between a process's looks for orphaned and handed-back jobs.
+    "SLOWJOBS_ADOPT_INTERVAL": 0.5,
+    # This host's name in process ids (default: the host name); set a stable
+    # one where the host name is random (containers), or to tell apart two
+    # servers that share one.
+    "SLOWJOBS_HOST": "",
+    # PostgreSQL: each process holds a session advisory lock for its life,
+    # so another host can prove at once that it died.  Turn off behind a
+    # pooler in transaction mode (PgBouncer), which breaks session locks.
+    "SLOWJOBS_ADVISORY_LOCKS": True,
     # Days a finished job (and its files) is kept before purge_jobs removes it.
     "SLOWJOBS_RETENTION_DAYS": 7,
     # Count jobs for Prometheus (needs prometheus-client: slowjobs[metrics]);
@@ -123,7 +137,10 @@ class SlowjobsSettings:
     heartbeat_interval: float
     lease: float
     drain_timeout: float
-    adopt_on_start: bool
+    adopt: bool
+    adopt_interval: float
+    host: str
+    advisory_locks: bool
     retention_days: int
     metrics: bool
     metrics_token: str
@@ -171,6 +188,20 @@ def _bool(name: str) -> bool:
     if not isinstance(value, bool):
         raise ImproperlyConfigured(f"{name} must be True or False, not {value!r}.")
     return value
+
+
+def _adopt() -> bool:
+    """``SLOWJOBS_ADOPT``, or the setting it replaced when only that is set."""
+    if not hasattr(django_settings, "SLOWJOBS_ADOPT") and hasattr(
+        django_settings, DEPRECATED_ADOPT
+    ):
+        value = getattr(django_settings, DEPRECATED_ADOPT)
+        if not isinstance(value, bool):
+            raise ImproperlyConfigured(
+                f"{DEPRECATED_ADOPT} must be True or False, not {value!r}."
+            )
+        return value
+    return _bool("SLOWJOBS_ADOPT")
 
 
 def _runs_in() -> str:
@@ -259,7 +290,10 @@ def load() -> SlowjobsSettings:
         heartbeat_interval=heartbeat,
         lease=lease,
         drain_timeout=_seconds("SLOWJOBS_DRAIN_TIMEOUT"),
-        adopt_on_start=_bool("SLOWJOBS_ADOPT_ON_START"),
+        adopt=_adopt(),
+        adopt_interval=_positive_seconds("SLOWJOBS_ADOPT_INTERVAL"),
+        host=_str("SLOWJOBS_HOST"),
+        advisory_locks=_bool("SLOWJOBS_ADVISORY_LOCKS"),
         retention_days=_int("SLOWJOBS_RETENTION_DAYS", minimum=0) or 0,
         metrics=_bool("SLOWJOBS_METRICS"),
         metrics_token=_str("SLOWJOBS_METRICS_TOKEN"),

@@ -6,11 +6,11 @@ In your gunicorn config file (``-c gunicorn.conf.py``)::
 
     graceful_timeout = 30   # more than SLOWJOBS_DRAIN_TIMEOUT
 
-``post_worker_init`` records the worker and, with
-``SLOWJOBS_ADOPT_ON_START``, claims orphaned jobs as it starts;
+``post_worker_init`` records the worker and, with ``SLOWJOBS_ADOPT`` (the
+default), starts taking orphaned and handed-back jobs as soon as it is up;
 ``worker_exit`` runs the graceful shutdown (drain, then hand back) when the
 worker stops, after its last request.  Without the hooks the same happens
-lazily: with the first job, and at interpreter exit.
+lazily: with the first request or job, and at interpreter exit.
 """
 
 from __future__ import annotations

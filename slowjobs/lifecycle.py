@@ -1,9 +1,13 @@
 """A process's life with jobs: start (heartbeat, adoption) and graceful stop.
 
-``start()`` runs once per process, with its first job (or from a server hook,
-see ``slowjobs.gunicorn``): it records the process, starts its heartbeat and,
-with ``SLOWJOBS_ADOPT_ON_START``, claims orphaned jobs up to its capacity.
-Nothing here runs at import or in commands that do not run jobs.
+``start()`` runs once per process, with its first request or its first job
+(or from a server hook, see ``slowjobs.gunicorn``), so any server recovers
+jobs: gunicorn with or without the hooks, runserver, uvicorn, daphne.  It
+takes the process's advisory lock (PostgreSQL), starts its heartbeat and
+its scheduler which, with ``SLOWJOBS_ADOPT`` (on by default), adopts the
+jobs of dead processes and handed-back ones, at once and for as long as the
+process lives.  Nothing here runs at import, before a fork, or in commands
+that do not run jobs.
 
 ``shutdown()`` is the talk's wait group with a deadline:
 
@@ -30,14 +34,14 @@ from typing import Any
 
 from django.utils import timezone
 
-from . import conf, running, scheduler
+from . import conf, processlock, running, scheduler
 from .executor.registry import current_executor, shutdown_executor
 from .heartbeat import Heartbeat
 from .models import JobStatus
-from .orphans import INTERRUPTED_CLASS, claim, forget_live_records
+from .orphans import INTERRUPTED_CLASS, forget_live_records
 from .process import process_id
 from .processes.pool import close_pool
-from .runner import JobSpec, JobWork, start_claimed
+from .runner import JobSpec, JobWork
 from .statewriter import get_writer, stop_writers
 from .task import on_interrupt
 
@@ -52,7 +56,6 @@ _heartbeat: Heartbeat | None = None
 _exit_hook_registered = False
 # Once shut down, a process stays down (a late request must not restart it).
 _closed = False
-_adopter: threading.Thread | None = None
 
 
 def start(*, adopt: bool | None = None) -> None:
@@ -61,16 +64,25 @@ def start(*, adopt: bool | None = None) -> None:
     with _lock:
         if _heartbeat is not None or _closed:
             return
+        # Before any row names this process as its owner: a free lock must
+        # mean a dead process, never one that has not taken it yet.
+        processlock.hold_for(process_id())
         _heartbeat = Heartbeat()
         _heartbeat.start()
-        scheduler.start()
+        scheduler.start(
+            adopting=conf.get().adopt if adopt is None else adopt,
+            ready=wait_until_known,
+        )
         if not _exit_hook_registered:
             atexit.register(_at_exit)
             _exit_hook_registered = True
-    if conf.get().adopt_on_start if adopt is None else adopt:
-        threading.Thread(
-            target=adopt_orphans, name="slowjobs-adopt", daemon=True
-        ).start()
+
+
+def start_with_requests(sender: object, **kwargs: object) -> None:
+    """``request_started``: a serving process recovers jobs from its first
+    request on, whatever server runs it (connected in ``AppConfig.ready``)."""
+    if _heartbeat is None and not _closed and conf.get().adopt:
+        start()
 
 
 def is_started() -> bool:
@@ -92,21 +104,6 @@ def wait_until_known(timeout: float = 10) -> bool:
     return heartbeat is not None and heartbeat.wait_first_beat(timeout)
 
 
-def adopt_orphans() -> int:
-    """Claim orphaned jobs up to this process's free capacity, and run them."""
-    if not wait_until_known():
-        logger.warning("slowjobs: no heartbeat yet; adopting nothing")
-        return 0
-    room = scheduler.free_room()
-    if room == 0:
-        return 0
-    jobs = claim(process_id(), limit=room).runnable
-    start_claimed(jobs)
-    if jobs:
-        logger.info("slowjobs: adopted %d orphaned jobs", len(jobs))
-    return len(jobs)
-
-
 @dataclass
 class ShutdownReport:
     drained: bool = True
@@ -123,9 +120,7 @@ def shutdown(*, timeout: float | None = None) -> ShutdownReport:
     with _lock:
         _closed = True
     running.stopping.set()
-    scheduler.stop()  # claims nothing more
-    if _adopter is not None:
-        _adopter.join(10)  # its claims finish, and its jobs are handed back
+    scheduler.stop()  # claims nothing more; what it claimed is handed back
     executor = current_executor()
     if executor is not None:
         executor.refuse_new()

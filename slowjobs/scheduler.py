@@ -1,4 +1,12 @@
-"""Deferred jobs and retries: each runs when its time comes, in any process.
+"""Work that comes from the database: due deferred jobs, retries and orphans.
+
+Every process that runs jobs has one scheduler thread.  With
+``SLOWJOBS_ADOPT`` (the default) it also adopts, at once when the process
+starts and then every ``SLOWJOBS_ADOPT_INTERVAL`` for as long as it lives,
+the jobs of processes that died and those handed back by stopping ones
+(``slowjobs.adoption``), so that they finish with nobody's help.
+
+Deferred jobs and retries: each runs when its time comes, in any process.
 
 A deferred job (enqueued with ``run_after``, or a failed attempt waiting for
 its retry) is a queued row with ``run_after`` set and no owner.  Every
@@ -16,12 +24,15 @@ import heapq
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable
 from datetime import datetime
 
 from django.db import DatabaseError
 from django.utils import timezone
 
 from . import conf, dbhygiene
+from .adoption import adopt
 from .executor.registry import get_executor
 from .orphans import claim, deferred_due
 from .process import process_id
@@ -33,8 +44,19 @@ FULL_RETRY = 0.5
 
 
 class Scheduler:
-    def __init__(self, using: str = "default") -> None:
+    def __init__(
+        self,
+        using: str = "default",
+        *,
+        adopting: bool = False,
+        ready: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.using = using
+        self.adopting = adopting
+        # Adoption waits for this (the process's first heartbeat): a claimer
+        # must be known alive before rows name it.
+        self._ready = ready
+        self._next_due_look = 0.0
         self._wakeups: list[float] = []  # POSIX times, a heap
         self._changed = threading.Condition()
         self._stopped = False
@@ -59,13 +81,20 @@ class Scheduler:
             self._thread.join(10)
 
     def _next_wait(self) -> float:
-        interval = conf.get().scheduler_interval
+        settings = conf.get()
+        interval = (
+            min(settings.adopt_interval, settings.scheduler_interval)
+            if self.adopting
+            else settings.scheduler_interval
+        )
         if not self._wakeups:
             return interval
         return max(0.0, min(interval, self._wakeups[0] - timezone.now().timestamp()))
 
     def _loop(self) -> None:
         try:
+            if self.adopting and self._ready():
+                self._adopt()
             while True:
                 with self._changed:
                     if self._stopped:
@@ -74,8 +103,14 @@ class Scheduler:
                     if self._stopped:
                         return
                     now = timezone.now().timestamp()
+                    woken = bool(self._wakeups and self._wakeups[0] <= now)
                     while self._wakeups and self._wakeups[0] <= now:
                         heapq.heappop(self._wakeups)
+                if self.adopting:
+                    self._adopt()
+                if not woken and time.monotonic() < self._next_due_look:
+                    continue
+                self._next_due_look = time.monotonic() + conf.get().scheduler_interval
                 try:
                     left = self.run_due()
                 except DatabaseError:
@@ -88,6 +123,24 @@ class Scheduler:
                         )
         finally:
             dbhygiene.at_thread_exit()
+
+    def _adopt(self) -> int:
+        """Claim orphaned and handed-back jobs for the idle job threads."""
+        from .runner import start_claimed
+
+        try:
+            jobs = adopt(idle_room(), using=self.using)
+        except DatabaseError:
+            logger.exception("slowjobs: could not look for orphaned jobs")
+            return 0
+        start_claimed(jobs.runnable)
+        if len(jobs):
+            logger.info(
+                "slowjobs: adopted %d orphaned or handed-back jobs (%d ended)",
+                len(jobs),
+                len(jobs.ended),
+            )
+        return len(jobs)
 
     def run_due(self) -> bool:
         """Claim and start due jobs; return whether some were left for lack of room."""
@@ -118,15 +171,24 @@ def free_room() -> int:
     return max(executor.capacity - executor.used, 0)
 
 
+def idle_room() -> int:
+    """How many more jobs this process can start now (idle job threads)."""
+    executor = get_executor()
+    workers = getattr(executor, "workers", None)
+    if workers is None:
+        workers = executor.capacity or conf.get().workers
+    return max(workers - executor.used, 0)
+
+
 _lock = threading.Lock()
 _scheduler: Scheduler | None = None
 
 
-def start() -> None:
+def start(*, adopting: bool = False, ready: Callable[[], bool] = lambda: True) -> None:
     global _scheduler
     with _lock:
         if _scheduler is None:
-            _scheduler = Scheduler()
+            _scheduler = Scheduler(adopting=adopting, ready=ready)
             _scheduler.start()
 
 

@@ -31,4 +31,4 @@ STATIC_ROOT.mkdir(exist_ok=True)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SLOWJOBS_SUBMIT_TIMEOUT = 0.2
 # The test process adopts nothing: tests create orphans on purpose.
-SLOWJOBS_ADOPT_ON_START = False
+SLOWJOBS_ADOPT = False

@@ -8,13 +8,15 @@ from argparse import ArgumentParser
 from typing import Any
 
 from django.core.management.base import CommandError
+from django.utils import timezone
 
-from slowjobs import lifecycle
+from slowjobs import conf, lifecycle
+from slowjobs.adoption import adopt, other_owners
 from slowjobs.executor.pool import PoolExecutor
+from slowjobs.liveness import Silence, gone_owners
 from slowjobs.management.jobscommand import JobsCommand
-from slowjobs.models import Job, JobStatus
-from slowjobs.orphans import claim, orphaned
-from slowjobs.process import process_id
+from slowjobs.models import Job, JobStatus, WorkerProcess
+from slowjobs.orphans import orphaned
 from slowjobs.runner import JobWork, spec_from_job
 from slowjobs.tasksapi import task_finished
 
@@ -47,17 +49,55 @@ class Command(JobsCommand):
             raise CommandError(f"{failed} resumed job(s) did not succeed.")
 
     def _list(self, task: str | None) -> None:
-        jobs = orphaned().order_by("-priority", "enqueued_at")
+        """The jobs a run would take now, then those of silent owners."""
+        gone = gone_owners(other_owners())
+        jobs = orphaned(gone=gone).order_by("-priority", "enqueued_at")
         if task:
             jobs = jobs.filter(task_path=task)
         count = 0
+        taken: set[str] = set()
         for job in jobs.iterator():
             count += 1
+            taken.add(str(job.pk))
+            reason = "process gone" if job.owner in gone else "orphaned"
+            if not job.owner:
+                reason = "handed back"
             self.stdout.write(
                 f"{job.pk}  {job.status:<8} attempt {job.attempts}  "
-                f"{job.task_path}  owner {job.owner or '-'}"
+                f"{job.task_path}  owner {job.owner or '-'}  ({reason})"
             )
         self.stdout.write(f"{count} job(s) would be resumed.")
+        self._list_silent(task, taken)
+
+    def _list_silent(self, task: str | None, taken: set[str]) -> None:
+        """Jobs whose owner looks alive but has gone quiet: resumed once its
+        lease runs out, unless it beats again first."""
+        now = timezone.now()
+        heard = dict(WorkerProcess.objects.values_list("id", "last_seen"))
+        waiting = Job.objects.unfinished().exclude(owner="").order_by("enqueued_at")
+        if task:
+            waiting = waiting.filter(task_path=task)
+        interval = conf.get().heartbeat_interval
+        lines = []
+        for job in waiting.iterator():
+            if str(job.pk) in taken or job.heartbeat_at is None:
+                continue
+            last = max(filter(None, [job.heartbeat_at, heard.get(job.owner)]))
+            if (now - last).total_seconds() <= 2 * interval:
+                continue  # beating: it runs the job
+            silence = Silence(job.owner, last)
+            lines.append(
+                f"{job.pk}  {job.status:<8} {job.task_path}  owner {job.owner}  "
+                f"silent {(now - last).total_seconds():.0f} s, "
+                f"lease ends in {silence.seconds_left(now):.0f} s"
+            )
+        if lines:
+            self.stdout.write(
+                f"{len(lines)} job(s) of silent processes, resumed when their "
+                "lease ends:"
+            )
+            for line in lines:
+                self.stdout.write(line)
 
     def _run(self, executor: PoolExecutor, task: str | None) -> int:
         """Claim as many orphans as there is room for, run them, repeat.
@@ -81,7 +121,7 @@ class Command(JobsCommand):
             while not self.stop_requested.is_set():
                 # Started jobs hold a slot until their runner returns, even if
                 # no task_finished comes (an outcome that lost its job).
-                batch = claim(process_id(), limit=room - executor.used, task_path=task)
+                batch = adopt(room - executor.used, task_path=task)
                 for job in batch.ended:
                     tickets.add(str(job.pk))
                     done.add(str(job.pk))

@@ -5,8 +5,10 @@ it: servers with ``SLOWJOBS_OVERFLOW = True`` leave the jobs they have no
 room for queued in the database, and any number of ``run_jobs`` processes
 (on any host sharing the database) take them, together with deferred jobs
 and retries that are due, handed-back jobs, and the orphans of processes
-that died.  Claims are atomic (``SKIP LOCKED`` on PostgreSQL), so workers
-never share a job.  SIGTERM or Ctrl+C drains like a server.
+that died (at once where its death is proved: its pid on this machine, its
+advisory lock on PostgreSQL; by the lease otherwise).  Claims are atomic
+(``SKIP LOCKED`` on PostgreSQL), so workers never share a job.  SIGTERM or
+Ctrl+C drains like a server.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Any
 from django.db import DatabaseError
 
 from slowjobs import lifecycle
+from slowjobs.adoption import adopt
 from slowjobs.management.arguments import seconds_between
 from slowjobs.management.jobscommand import JobsCommand
-from slowjobs.orphans import claim, orphaned
 from slowjobs.process import process_id
 from slowjobs.runner import start_claimed
 
@@ -65,11 +67,7 @@ class Command(JobsCommand):
 
     def _take_work(self) -> int:
         """Claim as many waiting jobs as there are idle workers; start them."""
-        room = self.executor.workers - self.executor.used
-        # A read first: most looks find nothing, and a claim takes locks.
-        if room <= 0 or not orphaned().exists():
-            return 0
-        batch = claim(process_id(), limit=room)
+        batch = adopt(self.executor.workers - self.executor.used)
         start_claimed(batch.runnable)
         for job in batch.ended:
             self.stdout.write(f"  {job.pk} {job.task_path}: {job.status}")
