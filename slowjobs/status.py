@@ -2,11 +2,15 @@
 
 A running job's status is read from the live store first (one round trip,
 no database) when the visitor can be recognised from the record itself;
-otherwise, and for every queued or finished job, from its row.
+otherwise, and for every queued or finished job, from its row.  A row that
+says running while its process is gone reads as queued, "interrupted":
+the job will run again, and nothing about it is live (a dead process's
+live records lapse within two heartbeats).
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
 from typing import Any
@@ -14,6 +18,8 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import reverse
 
+from . import conf
+from .liveness import owner_is_alive
 from .models import Job, JobStatus, percent
 from .progress import get_store
 from .progress.base import cancel_key, live_key
@@ -57,6 +63,24 @@ def status_payload(job: Job, *, staff: bool = False) -> dict[str, Any]:
     return payload
 
 
+# A live record at most this much older than the progress interval is
+# taken as it is; an older one is believed only while its writer lives.
+FRESH_SECONDS = 1.0
+# What the status of a job whose process died says until one takes it.
+INTERRUPTED_MESSAGE = "Interrupted; waiting to resume"
+
+
+def row_payload(job: Job, *, staff: bool = False) -> dict[str, Any]:
+    """``status_payload``, with a dead owner's "running" told as it is."""
+    payload = status_payload(job, staff=staff)
+    if job.status == JobStatus.RUNNING and not owner_is_alive(
+        job.owner, job.heartbeat_at, job._state.db or "default"
+    ):
+        payload["status"] = JobStatus.QUEUED.value
+        payload["progress"]["message"] = INTERRUPTED_MESSAGE
+    return payload
+
+
 def _session_key(request: HttpRequest) -> str | None:
     session = getattr(request, "session", None)
     return None if session is None else session.session_key
@@ -73,6 +97,17 @@ def _may_see(request: HttpRequest, record: dict[str, Any]) -> bool:
     return bool(user.is_staff or (record.get("user") and record["user"] == user.pk))
 
 
+def _writer_alive(record: dict[str, Any]) -> bool:
+    """A record written lately is live; an older one only if its writer lives
+    (a job that reports rarely is re-published by every heartbeat)."""
+    seen = record.get("seen")
+    fresh = conf.get().progress_interval + FRESH_SECONDS
+    if isinstance(seen, int | float) and 0 <= time.time() - seen <= fresh:
+        return True
+    owner = record.get("owner")
+    return isinstance(owner, str) and owner_is_alive(owner, None)
+
+
 def live_payload(request: HttpRequest, ticket: uuid.UUID) -> dict[str, Any] | None:
     """The status of a running job from the live store, or None to ask the DB."""
     key = str(ticket)
@@ -80,7 +115,7 @@ def live_payload(request: HttpRequest, ticket: uuid.UUID) -> dict[str, Any] | No
     record = None if found is None else found.get(live_key(key))
     if record is None or record.get("status") != JobStatus.RUNNING:
         return None
-    if not _may_see(request, record):
+    if not _may_see(request, record) or not _writer_alive(record):
         return None
     return {
         "ticket": key,

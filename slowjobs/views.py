@@ -33,7 +33,7 @@ from .csrf import csrf_protect_sessions
 from .models import Job, JobStatus
 from .responses import database_outage_as_503, wants_json
 from .running import get_running
-from .status import live_payload, status_payload
+from .status import live_payload, row_payload
 
 
 def safe_methods_only(
@@ -56,7 +56,7 @@ def _current_status(request: HttpRequest, ticket: str) -> dict[str, Any]:
         raise Http404 from None
     if live is not None:
         return live
-    payload = status_payload(get_visible_job(request, ticket), staff=is_staff(request))
+    payload = row_payload(get_visible_job(request, ticket), staff=is_staff(request))
     if payload["status"] == JobStatus.QUEUED:
         # Its start is written just after it starts: a job running in this
         # very process may still read queued in its row.
@@ -135,7 +135,8 @@ def _timing(job: Job) -> tuple[str, str]:
 @safe_methods_only
 def job_page(request: HttpRequest, ticket: str) -> HttpResponse:
     job = get_visible_job(request, ticket)
-    status = status_payload(job, staff=is_staff(request))
+    status = row_payload(job, staff=is_staff(request))
+    job.status = status["status"]  # shown as the JSON says (never saved)
     elapsed, eta = _timing(job)
     return render(
         request,
