@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from slowjobs import jobfiles
 from slowjobs.context import JobContext
@@ -54,17 +55,19 @@ def generate_report(context: JobContext, rows: int, row_ms: int) -> dict[str, An
     """A CSV of ``rows`` numbered rows, spending ``row_ms`` on each.
 
     Every second it makes the rows written so far durable and records how
-    far it got; a resumed attempt cuts the file back to that point and goes
-    on, so every row appears exactly once whatever happened in between.
+    far it got, and in which file.  Each attempt writes a file of its own,
+    starting from a copy of the checkpointed part of the earlier one, so
+    every row appears exactly once whatever happened in between: even an
+    attempt that lost the job (its process stopped past its lease, then
+    went on) only ever writes to its own file, which nobody reads.
     """
-    path = jobfiles.result_path(context.ticket, ".csv")
+    path = jobfiles.result_path(context.ticket, f".{context.job.attempt}.csv")
     saved = context.checkpoint or {}
     done, size = int(saved.get("rows", 0)), int(saved.get("bytes", 0))
-    with path.open("a+b") as handle:
-        handle.truncate(size)
-        handle.seek(size)
-        if size == 0:
-            handle.write(b"row,square\n")
+    earlier = _earlier_file(context.ticket, saved) if size else None
+    if earlier is None:
+        done = 0
+    with _start_file(path, earlier, size) as handle:
         next_checkpoint = time.monotonic() + CHECKPOINT_SECONDS
         for row in range(done + 1, rows + 1):
             if row_ms:
@@ -74,12 +77,44 @@ def generate_report(context: JobContext, rows: int, row_ms: int) -> dict[str, An
             if time.monotonic() >= next_checkpoint or context.shutting_down:
                 handle.flush()
                 os.fsync(handle.fileno())
-                context.save_checkpoint({"rows": row, "bytes": handle.tell()})
+                stored = jobfiles.stored_name(path)
+                if context.save_checkpoint(
+                    {"rows": row, "bytes": handle.tell(), "file": stored}
+                ) and earlier not in (None, path):
+                    # The row names this attempt's file now: no attempt
+                    # will read the earlier one again.
+                    earlier.unlink(missing_ok=True)
+                    earlier = None
                 next_checkpoint = time.monotonic() + CHECKPOINT_SECONDS
         handle.flush()
         os.fsync(handle.fileno())
     jobfiles.attach_result_file(context.ticket, path)
     return {"rows": rows, "file": path.name}
+
+
+def _start_file(path: Path, earlier: Path | None, size: int) -> BinaryIO:
+    """This attempt's file, holding the first ``size`` bytes of ``earlier``."""
+    if earlier == path:  # the same attempt again (a re-run): cut it back
+        handle = path.open("r+b")
+        handle.truncate(size)
+        handle.seek(size)
+        return handle
+    handle = path.open("w+b")
+    if earlier is None:
+        handle.write(b"row,square\n")
+    else:
+        with earlier.open("rb") as source:
+            handle.write(source.read(size))
+    return handle
+
+
+def _earlier_file(ticket: str, saved: dict[str, Any]) -> Path | None:
+    """The file a checkpoint was made in (one of this job's own), if it is there."""
+    name = str(saved.get("file") or f"results/{ticket}.csv")
+    path = jobfiles.resolve(name)
+    if path is None or not path.name.startswith(f"{ticket}.") or not path.is_file():
+        return None
+    return path
 
 
 # A hash's state cannot be saved, so an interrupted checksum starts over.

@@ -43,9 +43,14 @@ def resolve(name: str) -> Path | None:
     return path if path.is_relative_to(base) else None
 
 
+def stored_name(path: Path) -> str:
+    """How a row names ``path`` (inside the files folder): relative to it."""
+    return str(Path(path).resolve().relative_to(root()))
+
+
 def attach_result_file(ticket: uuid.UUID | str, path: Path) -> None:
     """Record ``path`` (inside the files folder) as the job's result file."""
-    name = str(Path(path).resolve().relative_to(root()))
+    name = stored_name(path)
     job = current_job()
     if job is not None and str(job.ticket) == str(ticket):
         job.result_file = name  # written with the outcome
