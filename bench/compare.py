@@ -179,7 +179,7 @@ class Stack:
             "MEDIA_ROOT": str(self.scratch / "media"),
             "SECRET_KEY": "bench-secret-key-bench-secret-key-bench-secret-key",
             "PYTHONPATH": str(ROOT),
-            "SLOWJOBS_ADOPT_ON_START": "false",
+            "SLOWJOBS_ADOPT": "false",
         }
 
     def __enter__(self) -> Stack:

@@ -72,7 +72,7 @@ def drain_time(env: dict[str, str], timeout: float, scratch: Path) -> dict[str, 
         [PYTHON, "-m", "gunicorn", "-c", "project/gunicorn.conf.py",
          "--bind", f"127.0.0.1:{port}", "--workers", "1"],
         cwd=ROOT, env={**env, "SLOWJOBS_DRAIN_TIMEOUT": str(timeout),
-                       "SLOWJOBS_ADOPT_ON_START": "false"},
+                       "SLOWJOBS_ADOPT": "false"},
         stdout=(scratch / "drain.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     wait_for_port(port, 30)

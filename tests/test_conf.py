@@ -35,6 +35,10 @@ def test_defaults():
         ("SLOWJOBS_PROCESS_NICENESS", 20, "must be an integer from 0 to 19, not 20"),
         ("SLOWJOBS_THREAD_NICENESS", -1, "must be an integer from 0 to 19, not -1"),
         ("SLOWJOBS_PROCESS_STOP_GRACE", -1, "must be a number of seconds >= 0"),
+        ("SLOWJOBS_ADOPT", "yes", "SLOWJOBS_ADOPT must be True or False"),
+        ("SLOWJOBS_ADOPT_INTERVAL", 0, "must be a number of seconds > 0"),
+        ("SLOWJOBS_HOST", 7, "SLOWJOBS_HOST must be a string"),
+        ("SLOWJOBS_ADVISORY_LOCKS", "no", "must be True or False"),
     ],
 )
 def test_a_bad_setting_is_a_clear_error_naming_it(name, value, message):
@@ -164,3 +168,19 @@ def test_sqlite_without_immediate_transactions_is_warned_about():
     immediate = {**sqlite, "OPTIONS": {"transaction_mode": "IMMEDIATE"}}
     postgres = {"ENGINE": "django.db.backends.postgresql", "NAME": "x"}
     assert sqlite_transaction_warnings({"a": immediate, "b": postgres}) == []
+
+
+def test_adoption_is_on_by_default_and_the_old_setting_still_counts(settings):
+    from slowjobs.checks import check_deprecated
+
+    del settings.SLOWJOBS_ADOPT  # the test settings turn it off
+    assert conf.load().adopt is True
+    assert check_deprecated() == []
+    settings.SLOWJOBS_ADOPT_ON_START = False
+    assert conf.load().adopt is False
+    assert [message.id for message in check_deprecated()] == ["slowjobs.W007"]
+    settings.SLOWJOBS_ADOPT_ON_START = "no"
+    with pytest.raises(ImproperlyConfigured, match="SLOWJOBS_ADOPT_ON_START must"):
+        conf.load()
+    settings.SLOWJOBS_ADOPT = True  # the new setting wins
+    assert conf.load().adopt is True

@@ -3,7 +3,7 @@
 The server (gunicorn, two processes, one job thread each and no queue)
 leaves what it cannot start queued in the database; two ``run_jobs``
 worker processes take those jobs (SKIP LOCKED), and when one worker is
-killed the other adopts its jobs once its lease has run out.
+killed the other adopts its jobs at once (its pid is gone).
 """
 
 from __future__ import annotations

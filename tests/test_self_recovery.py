@@ -1,0 +1,323 @@
+"""Nothing stalls: the servers finish a crashed or restarted server's jobs by
+themselves, at once, with the library's defaults and no resume_jobs.
+
+Real gunicorn with two workers, the demo's report jobs (every CSV row
+exactly once), memcached on and off; the PostgreSQL-only cases need two
+hosts' worth of servers on one database (advisory locks) or a stopped
+process that holds no SQLite write lock.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from slowjobs import processlock
+from slowjobs.liveness import gone_owners, owner_is_alive
+from slowjobs.models import Job, JobStatus, WorkerProcess
+from slowjobs.orphans import RESUMING_MESSAGE
+from slowjobs.process import machine, runs_here, start_ticks
+from slowjobs.progress import get_store
+from slowjobs.progress.base import live_key
+from slowjobs.status import INTERRUPTED_MESSAGE, row_payload
+from tests import recovery_scenarios as scenarios
+from tests.conftest import kill_group, start_gunicorn, stop
+from tests.figures import record
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+postgres_only = pytest.mark.skipif(
+    not POSTGRES, reason="needs PostgreSQL (the PostgreSQL run covers it)"
+)
+
+
+@pytest.fixture(params=["memcached", "embedded store"])
+def store(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The servers' live store: a real memcached, or each process's own."""
+    if request.param == "memcached":
+        server = request.getfixturevalue("memcached")
+        return {"SLOWJOBS_MEMCACHED": server.location}
+    return {"SLOWJOBS_MEMCACHED": ""}
+
+
+def report(figures: scenarios.Figures, store: dict[str, str]) -> None:
+    record(
+        f"self-recovery: {figures.scenario}",
+        store="memcached" if store.get("SLOWJOBS_MEMCACHED") else "embedded",
+        interrupted=figures.interrupted,
+        first_resume_s=round(figures.first_resume, 2),
+        last_resume_s=round(figures.last_resume, 2),
+        last_resume_after_replacement_s=round(figures.after_replacement, 2),
+        last_finish_s=round(figures.last_finish, 2),
+        remaining_work_s=round(figures.remaining_work, 2),
+    )
+
+
+def test_every_worker_sigkilled_the_master_respawns_and_they_finish_the_jobs(
+    tmp_path: Path, store: dict[str, str]
+):
+    figures = scenarios.workers_killed(tmp_path, **store)
+    report(figures, store)
+    assert figures.interrupted == scenarios.JOBS
+    # The respawned workers prove the dead ones gone by their pids: no lease.
+    assert figures.last_resume < 10, figures
+
+
+def test_the_whole_server_sigkilled_and_restarted_without_hooks_finishes_the_jobs(
+    tmp_path: Path, store: dict[str, str]
+):
+    figures = scenarios.group_killed_and_restarted(tmp_path, **store)
+    report(figures, store)
+    assert figures.interrupted == scenarios.JOBS
+    assert figures.last_resume < 10, figures
+
+
+def test_a_deploy_with_the_defaults_hands_back_and_the_new_server_takes_over(
+    tmp_path: Path, store: dict[str, str]
+):
+    figures = scenarios.terminated_and_restarted(tmp_path, **store)
+    report(figures, store)
+    assert figures.interrupted >= 1
+    assert figures.last_resume < 15, figures
+
+
+@postgres_only
+def test_another_host_takes_a_killed_hosts_jobs_through_its_advisory_locks(
+    tmp_path: Path, memcached: Any
+):
+    store = {"SLOWJOBS_MEMCACHED": memcached.location}
+    figures = scenarios.other_host_killed(tmp_path, **store)
+    report(figures, store)
+    assert figures.interrupted == scenarios.JOBS
+    # The lease is 30 s: only the locks can tell so soon.
+    assert figures.last_resume < 10, figures
+
+
+@postgres_only
+def test_a_stopped_server_loses_its_jobs_by_the_lease_and_writes_nothing_after(
+    tmp_path: Path, memcached: Any
+):
+    lease = {"SLOWJOBS_LEASE": "3", "SLOWJOBS_HEARTBEAT_INTERVAL": "1"}
+    env = {"SLOWJOBS_MEMCACHED": memcached.location, **lease}
+    env.update(scenarios.ROOM)
+    alpha = start_gunicorn(tmp_path, workers=2, SLOWJOBS_HOST="alpha", **env)
+    beta = start_gunicorn(tmp_path, workers=2, SLOWJOBS_HOST="beta", **env)
+    try:
+        tickets = scenarios.submit_reports(alpha.url, 6)
+        scenarios.wait_until(
+            scenarios.all_running(tickets, 6), 20, "the jobs did not start"
+        )
+        time.sleep(scenarios.RUN_BEFORE_BREAK)
+        os.killpg(alpha.process.pid, signal.SIGSTOP)
+        stopped_owners = set(
+            Job.objects.filter(pk__in=tickets).values_list("owner", flat=True)
+        )
+        scenarios.wait_until(
+            lambda: (
+                not set(
+                    Job.objects.filter(pk__in=tickets).values_list("owner", flat=True)
+                )
+                & stopped_owners
+            ),
+            15,
+            "the stopped server kept its jobs past the lease",
+        )
+        time.sleep(1)  # the new attempts write progress and checkpoints
+        os.killpg(alpha.process.pid, signal.SIGCONT)
+        # While the woken server goes on: no row goes back to it, and the
+        # live records are the new attempts' (never the old one's, written
+        # over them).
+        store = get_store()
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            owners = set(
+                Job.objects.filter(pk__in=tickets).values_list("owner", flat=True)
+            )
+            assert not owners & stopped_owners, owners
+            for ticket in tickets:
+                record = store.get(live_key(ticket))
+                if record is not None:
+                    assert record["attempts"] == 2, record
+                    assert record["owner"] not in stopped_owners, record
+            time.sleep(0.05)
+        scenarios.wait_until(
+            lambda: scenarios.statuses(tickets)["succeeded"] == len(tickets),
+            scenarios.FINISH_WITHIN,
+            f"not every job finished: {scenarios.statuses(tickets)}",
+        )
+    finally:
+        for server in (alpha, beta):
+            if server.process.poll() is None:
+                os.killpg(server.process.pid, signal.SIGCONT)
+                stop(server.process)
+    scenarios.assert_exactly_once(tickets)
+    for job in Job.objects.filter(pk__in=tickets):
+        assert job.owner.startswith("beta:"), job.owner
+        assert job.attempts == 2
+        assert job.history[0]["outcome"] == "lost"
+    # The woken server knew it had lost them, and stopped them.
+    assert "another process took the job over" in alpha.log.read_text()
+
+
+def test_an_owner_row_naming_an_unrelated_live_pid_is_not_taken_as_alive(
+    tmp_path: Path,
+):
+    unrelated = subprocess.Popen(["sleep", "60"])
+    try:
+        ticks = start_ticks(unrelated.pid)
+        assert ticks is not None
+        now = timezone.now()
+        impostor = f"here:{unrelated.pid}:1.000"
+        living = "living:1:1.000"
+        WorkerProcess.objects.create(
+            id=impostor, host="here", pid=unrelated.pid, machine=machine(),
+            pid_start=ticks - 1, started_at=now, last_seen=now, mode="pool",
+        )  # fmt: skip
+        # A control: the same live pid with its real start time is alive.
+        WorkerProcess.objects.create(
+            id=living, host="here", pid=unrelated.pid, machine=machine(),
+            pid_start=ticks, started_at=now, last_seen=now, mode="pool",
+        )  # fmt: skip
+        assert gone_owners([impostor, living]) == {impostor}
+        jobs = [
+            Job.objects.create(
+                task_path="project.tasks.generate_report",
+                kwargs={"rows": 20, "row_ms": 1},
+                status=JobStatus.RUNNING,
+                attempts=1,
+                worker_ids=[owner],
+                owner=owner,
+                enqueued_at=now,
+                started_at=now,
+                heartbeat_at=now,
+            )
+            for owner in (impostor, living)
+        ]
+        server = start_gunicorn(tmp_path, workers=2)
+        try:
+            scenarios.wait_until(
+                lambda: Job.objects.get(pk=jobs[0].pk).status == JobStatus.SUCCEEDED,
+                15,
+                "the impostor's job was not taken (its pid was believed)",
+            )
+            time.sleep(1)
+            assert Job.objects.get(pk=jobs[1].pk).owner == living
+        finally:
+            stop(server.process)
+    finally:
+        unrelated.kill()
+        unrelated.wait()
+
+
+def test_a_dead_owners_running_job_reads_as_interrupted_not_running(tmp_path: Path):
+    server = start_gunicorn(tmp_path, workers=1)
+    try:
+        (ticket,) = scenarios.submit_reports(server.url, 1)
+        scenarios.wait_until(
+            scenarios.all_running([ticket], 1), 20, "the job did not start"
+        )
+        job = Job.objects.get(pk=ticket)
+        assert owner_is_alive(job.owner, job.heartbeat_at)
+        assert row_payload(job)["status"] == JobStatus.RUNNING
+        kill_group(server.process)
+    finally:
+        stop(server.process)
+    job = Job.objects.get(pk=ticket)
+    assert job.status == JobStatus.RUNNING  # the row cannot know it yet
+    assert not owner_is_alive(job.owner, job.heartbeat_at)
+    payload = row_payload(job)
+    assert payload["status"] == JobStatus.QUEUED
+    assert payload["progress"]["message"] == INTERRUPTED_MESSAGE
+    # Once claimed, it says so until its next attempt reports.
+    from slowjobs.orphans import claim, orphaned
+
+    gone = gone_owners([job.owner])
+    assert gone == {job.owner}
+    from functools import partial
+
+    claimed = claim("claimer:1:1", candidates=partial(orphaned, gone=gone))
+    assert [j.pk for j in claimed.runnable] == [job.pk]
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED
+    assert job.progress_message == RESUMING_MESSAGE
+
+
+def test_resume_jobs_dry_run_names_silent_owners_and_takes_dead_ones_at_once(
+    tmp_path: Path,
+):
+    from tests.conftest import run_command
+
+    now = timezone.now()
+    silent = "elsewhere:7:1.000"
+    WorkerProcess.objects.create(
+        id=silent, host="elsewhere", pid=7, started_at=now,
+        last_seen=now - timedelta(seconds=18), mode="pool",
+    )  # fmt: skip
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    gone = f"here:{dead.pid}:1.000"
+    WorkerProcess.objects.create(
+        id=gone, host="here", pid=dead.pid, machine=machine(), pid_start=12345,
+        started_at=now, last_seen=now, mode="pool",
+    )  # fmt: skip
+    rows = {
+        owner: Job.objects.create(
+            task_path="project.tasks.generate_report",
+            kwargs={"rows": 5, "row_ms": 1},
+            status=JobStatus.RUNNING,
+            attempts=1,
+            worker_ids=[owner],
+            owner=owner,
+            enqueued_at=now,
+            heartbeat_at=now - timedelta(seconds=18),
+        )
+        for owner in (silent, gone)
+    }
+    listed = run_command("resume_jobs", "--dry-run")
+    assert listed.returncode == 0, listed.stderr
+    assert f"{rows[gone].pk}" in listed.stdout
+    assert "process gone" in listed.stdout
+    assert "1 job(s) would be resumed." in listed.stdout
+    assert "1 job(s) of silent processes" in listed.stdout
+    assert "lease ends in 1" in listed.stdout, listed.stdout  # about 12 s
+    resumed = run_command("resume_jobs")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "Resumed 1: 1 succeeded" in resumed.stdout, resumed.stdout
+    assert Job.objects.get(pk=rows[silent].pk).owner == silent
+
+
+def test_a_pid_is_alive_only_with_its_own_start_time():
+    me = os.getpid()
+    ticks = start_ticks(me)
+    assert ticks is not None
+    assert runs_here(me, ticks)
+    assert not runs_here(me, ticks + 1)  # a reused pid
+    assert not runs_here(me, None)
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    assert start_ticks(finished.pid) is None
+
+
+@postgres_only
+def test_a_process_lock_is_free_once_its_session_ends():
+    lock = processlock.ProcessLock("locker:1:1.000")
+    assert lock.hold()
+    try:
+        assert processlock.provably_gone(["locker:1:1.000"]) == set()
+        assert processlock.provably_gone(["never-locked:2:2.000"]) == {
+            "never-locked:2:2.000"
+        }
+        assert lock.hold()  # still held: its connection answers
+    finally:
+        lock.release()
+    assert processlock.provably_gone(["locker:1:1.000"]) == {"locker:1:1.000"}
