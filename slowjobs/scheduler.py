@@ -57,6 +57,7 @@ class Scheduler:
         # must be known alive before rows name it.
         self._ready = ready
         self._next_due_look = 0.0
+        self._adopt_failing = False
         self._wakeups: list[float] = []  # POSIX times, a heap
         self._changed = threading.Condition()
         self._stopped = False
@@ -130,10 +131,25 @@ class Scheduler:
 
         try:
             jobs = adopt(idle_room(), using=self.using)
-        except DatabaseError:
-            logger.exception("slowjobs: could not look for orphaned jobs")
+            start_claimed(jobs.runnable)
+        except DatabaseError as exc:
+            # Said once per outage, not at every look.
+            if not self._adopt_failing:
+                logger.warning(
+                    "slowjobs: could not look for orphaned jobs (%s); "
+                    "looking again every %g s",
+                    exc,
+                    conf.get().adopt_interval,
+                )
+            self._adopt_failing = True
             return 0
-        start_claimed(jobs.runnable)
+        except Exception:
+            # A bug must not end the thread: deferred jobs depend on it too.
+            logger.exception("slowjobs: adopting orphaned jobs failed")
+            return 0
+        if self._adopt_failing:
+            logger.info("slowjobs: looking for orphaned jobs again")
+            self._adopt_failing = False
         if len(jobs):
             logger.info(
                 "slowjobs: adopted %d orphaned or handed-back jobs (%d ended)",

@@ -321,3 +321,60 @@ def test_a_process_lock_is_free_once_its_session_ends():
     finally:
         lock.release()
     assert processlock.provably_gone(["locker:1:1.000"]) == {"locker:1:1.000"}
+
+
+def test_runserver_takes_a_dead_processes_jobs_from_its_first_request(tmp_path: Path):
+    """Not only gunicorn: Django's own server recovers too (no hooks at all)."""
+    import sys
+
+    from tests.conftest import ROOT, child_env
+    from tests.services import free_port, wait_for_port
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    owner = f"here:{dead.pid}:1.000"
+    now = timezone.now()
+    WorkerProcess.objects.create(
+        id=owner, host="here", pid=dead.pid, machine=machine(), pid_start=1,
+        started_at=now, last_seen=now, mode="pool",
+    )  # fmt: skip
+    job = Job.objects.create(
+        task_path="project.tasks.generate_report",
+        kwargs={"rows": 20, "row_ms": 1},
+        status=JobStatus.RUNNING,
+        attempts=1,
+        worker_ids=[owner],
+        owner=owner,
+        enqueued_at=now,
+        started_at=now,
+        heartbeat_at=now,
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=child_env(),
+        stdout=(tmp_path / "runserver.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, 30)
+        time.sleep(1)
+        # Listening, but no request yet: nothing has started.
+        assert Job.objects.get(pk=job.pk).owner == owner
+        urllib_get(f"http://127.0.0.1:{port}/")
+        scenarios.wait_until(
+            lambda: Job.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED,
+            15,
+            "runserver did not take the job",
+        )
+    finally:
+        stop(server)
+    scenarios.assert_exactly_once_rows(str(job.pk), 20)
+
+
+def urllib_get(url: str) -> int:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return int(response.status)
