@@ -208,6 +208,9 @@ class RunningJob:
                 .exists()
             )
         except DatabaseError:
+            connection = connections[self.using]
+            if not connection.in_atomic_block:
+                connection.close()
             return True
 
     def lose(self) -> None:

@@ -119,6 +119,8 @@ def test_a_stopped_server_loses_its_jobs_by_the_lease_and_writes_nothing_after(
         )
         time.sleep(scenarios.RUN_BEFORE_BREAK)
         os.killpg(alpha.process.pid, signal.SIGSTOP)
+        stopped_at = time.time()
+        saved = scenarios.checkpoints(set(tickets))
         stopped_owners = set(
             Job.objects.filter(pk__in=tickets).values_list("owner", flat=True)
         )
@@ -155,6 +157,15 @@ def test_a_stopped_server_loses_its_jobs_by_the_lease_and_writes_nothing_after(
             scenarios.FINISH_WITHIN,
             f"not every job finished: {scenarios.statuses(tickets)}",
         )
+        figures = scenarios.figures_for(
+            "server SIGSTOPped past a 3 s lease",
+            tickets,
+            stopped_at,
+            set(tickets),
+            saved,
+        )
+        figures.replaced_at = stopped_at  # the other server was up all along
+        report(figures, env)
     finally:
         for server in (alpha, beta):
             if server.process.poll() is None:
