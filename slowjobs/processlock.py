@@ -9,8 +9,9 @@ that the owner's connection is gone, without waiting out the lease.
 Two things free a lock while its process lives, and both are handled:
 
 - the server restarts: every lock is gone at once.  Lock proofs are not
-  trusted until every live process has had time to take its lock again
-  (``TRUST_AFTER_RESTART`` heartbeats after the server started);
+  trusted for one lease after the server started: by then every live
+  process has beaten, and so taken its lock again, or is dead by its lease
+  anyway;
 - the lock's connection breaks: the heartbeat looks at it every beat and
   takes the lock again on a new connection.
 
@@ -37,8 +38,6 @@ logger = logging.getLogger("slowjobs.processlock")
 # The first key of the two-key form: slowjobs's locks never meet a
 # project's own single-key locks, nor those of other apps using this class.
 LOCK_CLASS = 0x534A6F62  # "SJob"
-# Heartbeats after a server (re)start before a free lock proves a death.
-TRUST_AFTER_RESTART = 3
 
 
 def lock_key(process_id: str) -> int:
@@ -125,11 +124,10 @@ def provably_gone(owners: Iterable[str], using: str = "default") -> set[str]:
     owners = list(owners)
     if not owners:
         return set()
-    interval = conf.get().heartbeat_interval
     with connections[using].cursor() as cursor:
         cursor.execute(
             "SELECT now() - pg_postmaster_start_time() > %s * interval '1 second'",
-            [TRUST_AFTER_RESTART * interval],
+            [conf.get().lease],
         )
         (trusted,) = cursor.fetchone()
         if not trusted:

@@ -21,7 +21,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from slowjobs import processlock
+from slowjobs import conf, processlock
 from slowjobs.liveness import gone_owners, owner_is_alive
 from slowjobs.models import Job, JobStatus, WorkerProcess
 from slowjobs.orphans import RESUMING_MESSAGE
@@ -39,6 +39,18 @@ POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgr
 postgres_only = pytest.mark.skipif(
     not POSTGRES, reason="needs PostgreSQL (the PostgreSQL run covers it)"
 )
+
+
+@pytest.fixture
+def settled_postgres() -> None:
+    """Lock proofs wait one lease after a server start (slowjobs.processlock);
+    an earlier test may have restarted PostgreSQL."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT EXTRACT(EPOCH FROM now() - pg_postmaster_start_time())")
+        (up,) = cursor.fetchone()
+    time.sleep(max(0.0, conf.get().lease + 1 - float(up)))
 
 
 @pytest.fixture(params=["memcached", "embedded store"])
@@ -93,7 +105,7 @@ def test_a_deploy_with_the_defaults_hands_back_and_the_new_server_takes_over(
 
 @postgres_only
 def test_another_host_takes_a_killed_hosts_jobs_through_its_advisory_locks(
-    tmp_path: Path, memcached: Any
+    tmp_path: Path, memcached: Any, settled_postgres: None
 ):
     store = {"SLOWJOBS_MEMCACHED": memcached.location}
     figures = scenarios.other_host_killed(tmp_path, **store)
@@ -320,7 +332,7 @@ def test_a_pid_is_alive_only_with_its_own_start_time():
 
 
 @postgres_only
-def test_a_process_lock_is_free_once_its_session_ends():
+def test_a_process_lock_is_free_once_its_session_ends(settled_postgres: None):
     lock = processlock.ProcessLock("locker:1:1.000")
     assert lock.hold()
     try:
