@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.run import save_results  # noqa: E402
 
-SCENARIOS = "sigkilled or deploy or advisory_locks or stopped_server"
+SCENARIOS = "by_themselves or advisory_locks or stopped_server"
 COLUMNS = (
     ("first_resume_s", "first resume"),
     ("last_resume_s", "last resume"),

@@ -85,6 +85,14 @@ def submit_reports(url: str, count: int = JOBS) -> list[str]:
     return tickets
 
 
+def jobs_under_way(url: str, count: int = JOBS) -> list[str]:
+    """Submit report jobs and let them run until each has a checkpoint."""
+    tickets = submit_reports(url, count)
+    wait_until(all_running(tickets, count), 20, "the jobs did not start")
+    time.sleep(RUN_BEFORE_BREAK)
+    return tickets
+
+
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -212,9 +220,7 @@ def workers_killed(tmp_path: Path, **env: str) -> Figures:
     """(a) Every gunicorn worker SIGKILLed; the master lives and respawns them."""
     with servers(start_gunicorn(tmp_path, workers=2, **ROOM, **env)) as (server,):
         wait_for_workers(server, 2)
-        tickets = submit_reports(server.url)
-        wait_until(all_running(tickets, len(tickets)), 20, "the jobs did not start")
-        time.sleep(RUN_BEFORE_BREAK)
+        tickets = jobs_under_way(server.url)
         old = set(worker_pids(server))
         interrupted = unfinished_running(tickets)
         broken_at = time.time()
@@ -239,9 +245,7 @@ def group_killed_and_restarted(tmp_path: Path, **env: str) -> Figures:
     gunicorn hooks: its workers start recovering with their first request."""
     first = start_gunicorn(tmp_path, workers=2, **ROOM, **env)
     with servers(first):
-        tickets = submit_reports(first.url)
-        wait_until(all_running(tickets, len(tickets)), 20, "the jobs did not start")
-        time.sleep(RUN_BEFORE_BREAK)
+        tickets = jobs_under_way(first.url)
         interrupted = unfinished_running(tickets)
         broken_at = time.time()
         kill_group(first.process)
@@ -271,9 +275,7 @@ def terminated_and_restarted(tmp_path: Path, **env: str) -> Figures:
     env = {"SLOWJOBS_DRAIN_TIMEOUT": "1", **env}
     first = start_gunicorn(tmp_path, workers=2, **ROOM, **env)
     with servers(first):
-        tickets = submit_reports(first.url)
-        wait_until(all_running(tickets, len(tickets)), 20, "the jobs did not start")
-        time.sleep(RUN_BEFORE_BREAK)
+        tickets = jobs_under_way(first.url)
         broken_at = time.time()
         first.process.send_signal(signal.SIGTERM)
         first.process.wait(60)
@@ -307,9 +309,7 @@ def other_host_killed(tmp_path: Path, **env: str) -> Figures:
     beta = start_gunicorn(tmp_path, workers=2, SLOWJOBS_HOST="beta", **ROOM, **env)
     with servers(alpha, beta):
         HttpClient(beta.url).get("/")
-        tickets = submit_reports(alpha.url)
-        wait_until(all_running(tickets, len(tickets)), 20, "the jobs did not start")
-        time.sleep(RUN_BEFORE_BREAK)
+        tickets = jobs_under_way(alpha.url)
         interrupted = unfinished_running(tickets)
         broken_at = time.time()
         kill_group(alpha.process)
