@@ -93,6 +93,15 @@ def jobs_under_way(url: str, count: int = JOBS) -> list[str]:
     return tickets
 
 
+def wait_all_succeeded(tickets: list[str], what: str) -> None:
+    """Every job succeeds within FINISH_WITHIN, or ``what`` went wrong."""
+    wait_until(
+        lambda: statuses(tickets)["succeeded"] == len(tickets),
+        FINISH_WITHIN,
+        f"{what}: {statuses(tickets)}",
+    )
+
+
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -227,11 +236,7 @@ def workers_killed(tmp_path: Path, **env: str) -> Figures:
         for pid in old:
             os.kill(pid, signal.SIGKILL)
         saved = checkpoints(interrupted)
-        wait_until(
-            lambda: statuses(tickets)["succeeded"] == len(tickets),
-            FINISH_WITHIN,
-            f"not every job finished by itself: {statuses(tickets)}",
-        )
+        wait_all_succeeded(tickets, "not every job finished by itself")
         assert not old & set(worker_pids(server)), "the workers were not replaced"
         figures = figures_for(
             "workers SIGKILLed", tickets, broken_at, interrupted, saved
@@ -289,11 +294,7 @@ def terminated_and_restarted(tmp_path: Path, **env: str) -> Figures:
     saved = checkpoints(handed_back)
     restarted_at = time.time()
     with servers(start_gunicorn(tmp_path, workers=2, **ROOM, **env)):
-        wait_until(
-            lambda: statuses(tickets)["succeeded"] == len(tickets),
-            FINISH_WITHIN,
-            f"handed-back jobs were not taken: {statuses(tickets)}",
-        )
+        wait_all_succeeded(tickets, "handed-back jobs were not taken")
         figures = figures_for(
             "SIGTERM, restarted", tickets, broken_at, handed_back, saved
         )
@@ -314,11 +315,7 @@ def other_host_killed(tmp_path: Path, **env: str) -> Figures:
         broken_at = time.time()
         kill_group(alpha.process)
         saved = checkpoints(interrupted)
-        wait_until(
-            lambda: statuses(tickets)["succeeded"] == len(tickets),
-            FINISH_WITHIN,
-            f"the other host did not take the jobs: {statuses(tickets)}",
-        )
+        wait_all_succeeded(tickets, "the other host did not take the jobs")
         figures = figures_for(
             "other host SIGKILLed", tickets, broken_at, interrupted, saved
         )

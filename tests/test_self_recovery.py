@@ -63,6 +63,32 @@ def store(request: pytest.FixtureRequest) -> dict[str, str]:
     return {"SLOWJOBS_MEMCACHED": ""}
 
 
+def process_row(owner: str, pid: int, pid_start: int | None, **fields: Any) -> None:
+    """A WorkerProcess row (of this machine, unless ``fields`` say otherwise)."""
+    now = timezone.now()
+    values = {"machine": machine(), "last_seen": now, **fields}
+    WorkerProcess.objects.create(
+        id=owner, host="here", pid=pid, pid_start=pid_start, started_at=now,
+        mode="pool", **values,
+    )  # fmt: skip
+
+
+def running_job_of(owner: str, rows: int = 20, **fields: Any) -> Job:
+    """A report job that ``owner`` started, as its row says."""
+    now = timezone.now()
+    values = {"started_at": now, "heartbeat_at": now, **fields}
+    return Job.objects.create(
+        task_path="project.tasks.generate_report",
+        kwargs={"rows": rows, "row_ms": 1},
+        status=JobStatus.RUNNING,
+        attempts=1,
+        worker_ids=[owner],
+        owner=owner,
+        enqueued_at=now,
+        **values,
+    )
+
+
 def report(figures: scenarios.Figures, store: dict[str, str]) -> None:
     record(
         f"self-recovery: {figures.scenario}",
@@ -199,33 +225,13 @@ def test_an_owner_row_naming_an_unrelated_live_pid_is_not_taken_as_alive(
     try:
         ticks = start_ticks(unrelated.pid)
         assert ticks is not None
-        now = timezone.now()
         impostor = f"here:{unrelated.pid}:1.000"
         living = "living:1:1.000"
-        WorkerProcess.objects.create(
-            id=impostor, host="here", pid=unrelated.pid, machine=machine(),
-            pid_start=ticks - 1, started_at=now, last_seen=now, mode="pool",
-        )  # fmt: skip
+        process_row(impostor, unrelated.pid, ticks - 1)
         # A control: the same live pid with its real start time is alive.
-        WorkerProcess.objects.create(
-            id=living, host="here", pid=unrelated.pid, machine=machine(),
-            pid_start=ticks, started_at=now, last_seen=now, mode="pool",
-        )  # fmt: skip
+        process_row(living, unrelated.pid, ticks)
         assert gone_owners([impostor, living]) == {impostor}
-        jobs = [
-            Job.objects.create(
-                task_path="project.tasks.generate_report",
-                kwargs={"rows": 20, "row_ms": 1},
-                status=JobStatus.RUNNING,
-                attempts=1,
-                worker_ids=[owner],
-                owner=owner,
-                enqueued_at=now,
-                started_at=now,
-                heartbeat_at=now,
-            )
-            for owner in (impostor, living)
-        ]
+        jobs = [running_job_of(owner) for owner in (impostor, living)]
         server = start_gunicorn(tmp_path, workers=2)
         try:
             scenarios.wait_until(
@@ -280,30 +286,16 @@ def test_resume_jobs_dry_run_names_silent_owners_and_takes_dead_ones_at_once(
 ):
     from tests.conftest import run_command
 
-    now = timezone.now()
+    heard = timezone.now() - timedelta(seconds=18)
     silent = "elsewhere:7:1.000"
-    WorkerProcess.objects.create(
-        id=silent, host="elsewhere", pid=7, started_at=now,
-        last_seen=now - timedelta(seconds=18), mode="pool",
-    )  # fmt: skip
+    # Another machine's process, not heard from for 18 s of its 30 s lease.
+    process_row(silent, 7, None, machine="elsewhere", last_seen=heard)
     dead = subprocess.Popen(["true"])
     dead.wait()
     gone = f"here:{dead.pid}:1.000"
-    WorkerProcess.objects.create(
-        id=gone, host="here", pid=dead.pid, machine=machine(), pid_start=12345,
-        started_at=now, last_seen=now, mode="pool",
-    )  # fmt: skip
+    process_row(gone, dead.pid, 12345)
     rows = {
-        owner: Job.objects.create(
-            task_path="project.tasks.generate_report",
-            kwargs={"rows": 5, "row_ms": 1},
-            status=JobStatus.RUNNING,
-            attempts=1,
-            worker_ids=[owner],
-            owner=owner,
-            enqueued_at=now,
-            heartbeat_at=now - timedelta(seconds=18),
-        )
+        owner: running_job_of(owner, rows=5, heartbeat_at=heard)
         for owner in (silent, gone)
     }
     listed = run_command("resume_jobs", "--dry-run")
@@ -356,22 +348,8 @@ def test_runserver_takes_a_dead_processes_jobs_from_its_first_request(tmp_path: 
     dead = subprocess.Popen(["true"])
     dead.wait()
     owner = f"here:{dead.pid}:1.000"
-    now = timezone.now()
-    WorkerProcess.objects.create(
-        id=owner, host="here", pid=dead.pid, machine=machine(), pid_start=1,
-        started_at=now, last_seen=now, mode="pool",
-    )  # fmt: skip
-    job = Job.objects.create(
-        task_path="project.tasks.generate_report",
-        kwargs={"rows": 20, "row_ms": 1},
-        status=JobStatus.RUNNING,
-        attempts=1,
-        worker_ids=[owner],
-        owner=owner,
-        enqueued_at=now,
-        started_at=now,
-        heartbeat_at=now,
-    )
+    process_row(owner, dead.pid, 1)
+    job = running_job_of(owner)
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
