@@ -1,7 +1,10 @@
-"""Who may see a job: its submitter (user, or session) and staff.
+"""Who may see a job: its submitter (user, or session), and users with the
+permission for what they ask: ``slowjobs.view_job`` to read any job (its
+status, page, result and traceback), ``slowjobs.cancel_job`` to cancel it.
+A staff flag alone grants nothing.
 
 Anything else, including a malformed ticket, is "not found", so a ticket's
-existence is never revealed to someone who does not own it.
+existence is never revealed to someone who may not act on it.
 """
 
 from __future__ import annotations
@@ -12,13 +15,20 @@ from django.http import Http404, HttpRequest
 
 from .models import Job
 
+VIEW_ANY = "slowjobs.view_job"
+CANCEL_ANY = "slowjobs.cancel_job"
 
-def is_staff(request: HttpRequest) -> bool:
+
+def may_view_any(request: HttpRequest) -> bool:
+    """Whether this visitor may read every job (and see tracebacks)."""
     user = getattr(request, "user", None)
-    return bool(user is not None and user.is_authenticated and user.is_staff)
+    return bool(user is not None and user.is_authenticated and user.has_perm(VIEW_ANY))
 
 
-def get_visible_job(request: HttpRequest, ticket: str) -> Job:
+def get_visible_job(
+    request: HttpRequest, ticket: str, *, permission: str = VIEW_ANY
+) -> Job:
+    """The job, if it is the visitor's own or they hold ``permission``."""
     try:
         pk = uuid.UUID(ticket)
     except ValueError:
@@ -27,6 +37,7 @@ def get_visible_job(request: HttpRequest, ticket: str) -> Job:
     jobs = Job.objects.visible_to(
         user=getattr(request, "user", None),
         session_key=session.session_key if session is not None else None,
+        permission=permission,
     )
     job = jobs.filter(pk=pk).first()
     if job is None:

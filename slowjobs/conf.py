@@ -106,8 +106,12 @@ DEFAULTS: dict[str, Any] = {
     # Count jobs for Prometheus (needs prometheus-client: slowjobs[metrics]);
     # serve them with slowjobs.metrics.metrics_view.
     "SLOWJOBS_METRICS": False,
-    # A bearer token that lets a scraper from another host read the metrics.
+    # A bearer token that lets a scraper read the metrics.
     "SLOWJOBS_METRICS_TOKEN": "",
+    # Whether a connection from a loopback address may read the metrics
+    # without the token.  Off: behind a reverse proxy on the same host every
+    # request comes from loopback, so an address is no credential.
+    "SLOWJOBS_METRICS_LOOPBACK": False,
 }
 
 
@@ -144,6 +148,7 @@ class SlowjobsSettings:
     retention_days: int
     metrics: bool
     metrics_token: str
+    metrics_loopback: bool
 
 
 def _raw(name: str) -> Any:
@@ -297,6 +302,7 @@ def load() -> SlowjobsSettings:
         retention_days=_int("SLOWJOBS_RETENTION_DAYS", minimum=0) or 0,
         metrics=_bool("SLOWJOBS_METRICS"),
         metrics_token=_str("SLOWJOBS_METRICS_TOKEN"),
+        metrics_loopback=_bool("SLOWJOBS_METRICS_LOOPBACK"),
     )
 
 

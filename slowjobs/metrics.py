@@ -5,9 +5,10 @@ scraper looks::
 
     path("metrics", slowjobs.metrics.metrics_view)
 
-It answers loopback clients, staff, and requests bearing
-``Authorization: Bearer <SLOWJOBS_METRICS_TOKEN>`` (when that is set);
-anyone else gets 403.
+It answers requests bearing ``Authorization: Bearer <SLOWJOBS_METRICS_TOKEN>``
+(when that is set) and users with ``slowjobs.view_job``; loopback clients
+only with ``SLOWJOBS_METRICS_LOOPBACK`` (behind a proxy on the same host,
+every request is a loopback one).  Anyone else gets 403.
 
 Two kinds of figures:
 
@@ -23,6 +24,7 @@ Two kinds of figures:
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import os
 import threading
@@ -37,6 +39,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
 from . import conf
+from .access import VIEW_ANY
 from .cancel import CANCELLED_CLASS
 from .signals import enqueue_refused, job_retrying
 from .tasksapi import TaskResultStatus, task_enqueued, task_finished
@@ -215,12 +218,18 @@ class _Forward:
 
 
 def _allowed(request: HttpRequest) -> bool:
-    token = conf.get().metrics_token
-    if token and request.headers.get("Authorization") == f"Bearer {token}":
+    """The token, or a user who may view every job; loopback only if the
+    project says so (``SLOWJOBS_METRICS_LOOPBACK``)."""
+    settings = conf.get()
+    token = settings.metrics_token
+    sent = request.headers.get("Authorization", "")
+    if token and hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
         return True
     user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated and user.is_staff:
+    if user is not None and user.is_authenticated and user.has_perm(VIEW_ANY):
         return True
+    if not settings.metrics_loopback:
+        return False
     try:
         return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
     except ValueError:

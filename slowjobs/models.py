@@ -59,9 +59,16 @@ class JobQuerySet(models.QuerySet["Job"]):
     def finished(self) -> JobQuerySet:
         return self.filter(status__in=JobStatus.finished())
 
-    def visible_to(self, *, user: Any, session_key: str | None) -> JobQuerySet:
-        """Jobs this visitor may see: staff see all, others only their own."""
-        if user is not None and user.is_authenticated and user.is_staff:
+    def visible_to(
+        self,
+        *,
+        user: Any,
+        session_key: str | None,
+        permission: str = "slowjobs.view_job",
+    ) -> JobQuerySet:
+        """Jobs this visitor may act on: all of them with ``permission``
+        (a staff flag alone grants nothing), otherwise only their own."""
+        if user is not None and user.is_authenticated and user.has_perm(permission):
             return self
         mine = models.Q(pk__in=[])
         if user is not None and user.is_authenticated:

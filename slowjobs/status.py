@@ -19,6 +19,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from . import conf
+from .access import VIEW_ANY
 from .liveness import owner_is_alive
 from .models import Job, JobStatus, percent
 from .progress import get_store
@@ -29,7 +30,7 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-def status_payload(job: Job, *, staff: bool = False) -> dict[str, Any]:
+def status_payload(job: Job, *, with_traceback: bool = False) -> dict[str, Any]:
     succeeded = job.status == JobStatus.SUCCEEDED
     payload: dict[str, Any] = {
         "ticket": str(job.pk),
@@ -58,7 +59,7 @@ def status_payload(job: Job, *, staff: bool = False) -> dict[str, Any]:
         payload["error"] = job.error_message or "Failed."
     elif job.status == JobStatus.CANCELLED:
         payload["error"] = job.error_message or "Cancelled."
-    if staff and job.error_traceback:
+    if with_traceback and job.error_traceback:
         payload["traceback"] = job.error_traceback
     return payload
 
@@ -70,9 +71,9 @@ FRESH_SECONDS = 1.0
 INTERRUPTED_MESSAGE = "Interrupted; waiting to resume"
 
 
-def row_payload(job: Job, *, staff: bool = False) -> dict[str, Any]:
+def row_payload(job: Job, *, with_traceback: bool = False) -> dict[str, Any]:
     """``status_payload``, with a dead owner's "running" told as it is."""
-    payload = status_payload(job, staff=staff)
+    payload = status_payload(job, with_traceback=with_traceback)
     if job.status == JobStatus.RUNNING and not owner_is_alive(
         job.owner, job.heartbeat_at, job._state.db or "default"
     ):
@@ -94,7 +95,9 @@ def _may_see(request: HttpRequest, record: dict[str, Any]) -> bool:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return False
-    return bool(user.is_staff or (record.get("user") and record["user"] == user.pk))
+    if record.get("user") and record["user"] == user.pk:
+        return True
+    return bool(user.has_perm(VIEW_ANY))
 
 
 def _writer_alive(record: dict[str, Any]) -> bool:

@@ -27,7 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
 from . import jobfiles
-from .access import get_visible_job, is_staff
+from .access import CANCEL_ANY, get_visible_job, may_view_any
 from .cancel import CancelOutcome, cancel
 from .csrf import csrf_protect_sessions
 from .models import Job, JobStatus
@@ -56,11 +56,15 @@ def _current_status(request: HttpRequest, ticket: str) -> dict[str, Any]:
         raise Http404 from None
     if live is not None:
         return live
-    payload = row_payload(get_visible_job(request, ticket), staff=is_staff(request))
+    return _row_status(request, get_visible_job(request, ticket))
+
+
+def _row_status(request: HttpRequest, job: Job) -> dict[str, Any]:
+    payload = row_payload(job, with_traceback=may_view_any(request))
     if payload["status"] == JobStatus.QUEUED:
         # Its start is written just after it starts: a job running in this
         # very process may still read queued in its row.
-        here = get_running(uuid.UUID(ticket))
+        here = get_running(job.pk)
         if here is not None:
             payload["status"] = JobStatus.RUNNING.value
             payload["started_at"] = here.started_at.isoformat()
@@ -91,7 +95,7 @@ CANCEL_DETAILS = {
 @csrf_protect_sessions
 def job_cancel(request: HttpRequest, ticket: str) -> HttpResponse:
     try:
-        job = get_visible_job(request, ticket)
+        job = get_visible_job(request, ticket, permission=CANCEL_ANY)
     except Http404:
         return _not_found()
     outcome = (
@@ -101,7 +105,10 @@ def job_cancel(request: HttpRequest, ticket: str) -> HttpResponse:
     )
     if not wants_json(request):  # the status page's button
         return HttpResponseRedirect(reverse("slowjobs:page", args=[job.pk]), status=303)
-    payload = _current_status(request, ticket)
+    job.refresh_from_db()
+    # The row, not the live record: it has the cancel, and a user who may
+    # cancel any job may not read every one's live record.
+    payload = _row_status(request, job)
     payload["detail"] = str(CANCEL_DETAILS[outcome])
     return JsonResponse(payload, status=202)
 
@@ -135,7 +142,7 @@ def _timing(job: Job) -> tuple[str, str]:
 @safe_methods_only
 def job_page(request: HttpRequest, ticket: str) -> HttpResponse:
     job = get_visible_job(request, ticket)
-    status = row_payload(job, staff=is_staff(request))
+    status = row_payload(job, with_traceback=may_view_any(request))
     job.status = status["status"]  # shown as the JSON says (never saved)
     elapsed, eta = _timing(job)
     return render(

@@ -6,6 +6,7 @@ import logging
 import time
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.test import Client, override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -46,12 +47,17 @@ def _samples(body: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 @pytest.fixture
 def metrics_on(settings):
     settings.SLOWJOBS_METRICS = True
+    settings.SLOWJOBS_METRICS_TOKEN = SCRAPER_TOKEN
     metrics.connect()
     yield
     metrics.disconnect()
 
 
+SCRAPER_TOKEN = "scraper-token"
+
+
 def _scrape(**extra) -> dict:
+    extra.setdefault("HTTP_AUTHORIZATION", f"Bearer {SCRAPER_TOKEN}")
     response = Client().get("/metrics", **extra)
     assert response.status_code == 200, response.content
     return _samples(response.content.decode())
@@ -125,16 +131,32 @@ def test_metrics_count_refusals(metrics_on):
     assert after[key] - before.get(key, 0) == 1
 
 
-def test_metrics_are_for_loopback_staff_or_the_token(metrics_on, settings, admin_user):
+def test_metrics_need_the_token_or_the_permission_and_loopback_only_by_opt_in(
+    metrics_on, settings, django_user_model
+):
+    settings.SLOWJOBS_METRICS_TOKEN = ""
+    # Loopback is no credential (a reverse proxy on this host is loopback).
+    assert Client().get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 403
     assert Client().get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 403
     settings.SLOWJOBS_METRICS_TOKEN = "s3cret"
     with_token = Client().get(
         "/metrics", REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION="Bearer s3cret"
     )
     assert with_token.status_code == 200
-    staff = Client()
-    staff.force_login(admin_user)
-    assert staff.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 200
+    wrong = Client().get(
+        "/metrics", REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION="Bearer s3cre"
+    )
+    assert wrong.status_code == 403
+    # A staff flag alone grants nothing; the view permission does.
+    staff = django_user_model.objects.create_user("staff", is_staff=True)
+    client = Client()
+    client.force_login(staff)
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 403
+    staff.user_permissions.add(Permission.objects.get(codename="view_job"))
+    client.force_login(django_user_model.objects.get(pk=staff.pk))
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 200
+    settings.SLOWJOBS_METRICS_LOOPBACK = True
+    assert Client().get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200
 
 
 def test_metrics_off_answers_404(settings):
