@@ -72,7 +72,7 @@ def check_backend(alias: str) -> list[CheckMessage]:
             Warning(
                 f"Task backend {alias!r} is slowjobs, but {MIDDLEWARE_PATH} is not "
                 "in MIDDLEWARE: jobs enqueued by requests record no submitter, so "
-                "only staff can see them.",
+                "only users with slowjobs.view_job can see them.",
                 hint=f"Add {MIDDLEWARE_PATH!r} after AuthenticationMiddleware.",
                 id="slowjobs.W001",
             )

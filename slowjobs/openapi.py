@@ -55,7 +55,10 @@ JOB_STATUS: dict[str, Any] = {
         "result": {"description": "The task's JSON return value, once succeeded."},
         "error": {"type": ["string", "null"]},
         "result_url": {"type": ["string", "null"]},
-        "traceback": {"type": "string", "description": "Staff only."},
+        "traceback": {
+            "type": "string",
+            "description": "Only for users with slowjobs.view_job.",
+        },
         "detail": {"type": "string", "description": "Cancel answers only."},
     },
 }  # fmt: skip
