@@ -41,6 +41,7 @@ if TYPE_CHECKING or django.VERSION >= (6, 1):
 from .cancel import cancel
 from .exceptions import EnqueueRefused
 from .models import Job, JobQuerySet, JobStatus, WorkerProcess, percent
+from .progress.records import session_digest
 from .results import load_task
 from .submitter import submitted_by
 from .uploads import remove_stored
@@ -76,6 +77,7 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "error_traceback_display",
         "history_display",
         "progress_display",
+        "session_display",
     ]
     fieldsets = [
         (None, {"fields": ["id", "task_path", "status", "cancel_requested"]}),
@@ -103,7 +105,7 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         ),
         (
             _("Submitted by"),
-            {"fields": ["submitted_by", "submitter_session", "input_file"]},
+            {"fields": ["submitted_by", "session_display", "input_file"]},
         ),
         (
             _("Queue"),
@@ -150,7 +152,14 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def submitter(self, job: Job) -> str:
         if job.submitted_by is not None:
             return str(job.submitted_by)
-        return f"session {job.submitter_session[:8]}" if job.submitter_session else "—"
+        digest = session_digest(job.submitter_session)
+        return f"session {digest[:8]}" if digest else "—"
+
+    @admin.display(description=_("submitter session"))
+    def session_display(self, job: Job) -> str:
+        """A digest: whoever reads the admin must not be able to take the
+        session over (the key itself is never shown)."""
+        return session_digest(job.submitter_session)[:12] or "—"
 
     @admin.display(description=_("queue wait"))
     def queue_wait(self, job: Job) -> str:
@@ -275,6 +284,20 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             % {"count": deleted},
             messages.SUCCESS,
         )
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: Job | None = None
+    ) -> bool:
+        """Only finished jobs may go: an unfinished one's thread would go on,
+        uncancellable, with its row gone."""
+        if obj is not None and not obj.is_finished:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request: HttpRequest, obj: Job) -> None:
+        for name in filter(None, (obj.input_file, obj.result_file)):
+            remove_stored(name)
+        super().delete_model(request, obj)
 
     if TYPE_CHECKING or django.VERSION >= (6, 1):
 

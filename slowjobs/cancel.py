@@ -18,6 +18,7 @@ from django.utils import timezone
 from .models import Job, JobStatus
 from .progress import get_store
 from .progress.base import cancel_key
+from .progress.records import sealed
 from .running import get_running
 
 CANCELLED_BEFORE_START = "Cancelled before it started."
@@ -36,7 +37,8 @@ class CancelOutcome(enum.StrEnum):
 def cancel(ticket: uuid.UUID, using: str = "default") -> CancelOutcome:
     jobs = Job.objects.using(using)
     now = timezone.now()
-    get_store().set(cancel_key(str(ticket)), {"requested_at": now.isoformat()})
+    key = cancel_key(str(ticket))
+    get_store().set(key, sealed(key, {"requested_at": now.isoformat()}))
     # Started here (its row may still read queued): it records the cancel.
     running_here = get_running(ticket)
     if running_here is None and jobs.filter(pk=ticket, status=JobStatus.QUEUED).update(

@@ -28,7 +28,7 @@ from .logs import about, about_job
 from .models import Job, JobStatus
 from .processes.remote import call_in_process
 from .progress import get_store
-from .progress.base import cancel_key
+from .progress.base import cancel_flagged
 from .results import build_result, load_task, result_from_job
 from .running import (
     RunningJob,
@@ -117,7 +117,7 @@ def _cancelled_before_start(spec: JobSpec, now: datetime) -> bool:
     if spec.attempts == 0 and now - spec.enqueued_at < UNWAITED:
         return False
     store = get_store()
-    if store.get(cancel_key(str(spec.ticket))) is not None:
+    if cancel_flagged(store, str(spec.ticket)):
         return True
     if not store.shared or store.available:
         return False

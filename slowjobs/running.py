@@ -25,7 +25,8 @@ from .exceptions import JobCancelled, JobInterrupted, JobTimedOut
 from .jsonargs import storable_bigint, storable_text, to_json_value
 from .models import Job, JobStatus
 from .progress import get_store
-from .progress.base import cancel_key, live_key
+from .progress.base import cancel_flagged, cancel_key, live_key
+from .progress.records import sealed, session_digest
 from .statewriter import get_writer
 
 MESSAGE_LIMIT = 200
@@ -141,7 +142,7 @@ class RunningJob:
             "enqueued_at": self.enqueued_at.isoformat(),
             "started_at": self.started_at.isoformat(),
             "user": self.submitter_user,
-            "session": self.submitter_session,
+            "session": session_digest(self.submitter_session),
             # Who writes it, and when: a reader that finds it old asks
             # whether the writer still lives (slowjobs.status).
             "owner": self.owner,
@@ -166,9 +167,8 @@ class RunningJob:
         with self._publish_lock:
             if self._ended:
                 return
-            get_store().set(
-                live_key(str(self.ticket)), self.live_record(), ttl=live_ttl()
-            )
+            key = live_key(str(self.ticket))
+            get_store().set(key, sealed(key, self.live_record()), ttl=live_ttl())
             self._published = True
         if now >= self._next_mirror and self.current is not None:
             self._next_mirror = now + self._settings.progress_db_interval
@@ -249,7 +249,7 @@ class RunningJob:
 
     def _look_for_cancel(self) -> bool:
         store = get_store()
-        if store.get(cancel_key(str(self.ticket))) is not None:
+        if cancel_flagged(store, str(self.ticket)):
             return True
         # The database is the truth. Ask it when the store cannot speak for
         # other processes (embedded, or memcached down) and, in case

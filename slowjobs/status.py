@@ -1,8 +1,9 @@
 """The status JSON of the public contract.
 
 A running job's status is read from the live store first (one round trip,
-no database) when the visitor can be recognised from the record itself;
-otherwise, and for every queued or finished job, from its row.  A row that
+no database) when the record is sealed, well formed and fresh, and the
+visitor can be recognised from it; otherwise, and for every queued or
+finished job, from its row.  A row that
 says running while its process is gone reads as queued, "interrupted":
 the job will run again, and nothing about it is live (a dead process's
 live records lapse within two heartbeats).
@@ -10,6 +11,7 @@ live records lapse within two heartbeats).
 
 from __future__ import annotations
 
+import hmac
 import time
 import uuid
 from datetime import datetime
@@ -24,6 +26,7 @@ from .liveness import owner_is_alive
 from .models import Job, JobStatus, percent
 from .progress import get_store
 from .progress.base import cancel_key, live_key
+from .progress.records import opened, session_digest
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -65,8 +68,9 @@ def status_payload(job: Job, *, with_traceback: bool = False) -> dict[str, Any]:
 
 
 # A live record at most this much older than the progress interval is
-# taken as it is; an older one is believed only while its writer lives.
+# taken as it is; for an older one the row is read.
 FRESH_SECONDS = 1.0
+BIGINT = 1 << 63
 # What the status of a job whose process died says until one takes it.
 INTERRUPTED_MESSAGE = "Interrupted; waiting to resume"
 
@@ -88,54 +92,79 @@ def _session_key(request: HttpRequest) -> str | None:
 
 
 def _may_see(request: HttpRequest, record: dict[str, Any]) -> bool:
-    """Ownership from the live record; the session key needs no query."""
-    session_key = _session_key(request)
-    if record.get("session") and record["session"] == session_key:
+    """Ownership from the live record; the session needs no query."""
+    digest = session_digest(_session_key(request))
+    if digest and hmac.compare_digest(str(record["session"]), digest):
         return True
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return False
-    if record.get("user") and record["user"] == user.pk:
+    if record["user"] is not None and record["user"] == user.pk:
         return True
     return bool(user.has_perm(VIEW_ANY))
 
 
-def _writer_alive(record: dict[str, Any]) -> bool:
-    """A record written lately is live; an older one only if its writer lives
-    (a job that reports rarely is re-published by every heartbeat)."""
-    seen = record.get("seen")
-    fresh = conf.get().progress_interval + FRESH_SECONDS
-    if isinstance(seen, int | float) and 0 <= time.time() - seen <= fresh:
-        return True
-    owner = record.get("owner")
-    return isinstance(owner, str) and owner_is_alive(owner, None)
+def _fresh(record: dict[str, Any]) -> bool:
+    """Written lately: an older record (a job that reports rarely, or whose
+    process died) sends the reader to the row, which knows which it is."""
+    age = time.time() - float(record["seen"])
+    return 0 <= age <= conf.get().progress_interval + FRESH_SECONDS
+
+
+def _is_int(value: object, *, optional: bool = True) -> bool:
+    if value is None:
+        return optional
+    return type(value) is int and -BIGINT <= value < BIGINT
+
+
+def well_formed(record: dict[str, Any], ticket: str) -> bool:
+    """Whether a (sealed) live record has the shape this version writes."""
+    return (
+        record.get("ticket") == ticket
+        and record.get("status") == JobStatus.RUNNING
+        and isinstance(record.get("task"), str)
+        and isinstance(record.get("cancel_requested"), bool)
+        and _is_int(record.get("current"))
+        and _is_int(record.get("total"))
+        and isinstance(record.get("message"), str)
+        and _is_int(record.get("attempts"), optional=False)
+        and all(
+            isinstance(record.get(name), str) for name in ("enqueued_at", "started_at")
+        )
+        and _is_int(record.get("user"))
+        and isinstance(record.get("session"), str)
+        and isinstance(record.get("seen"), int | float)
+    )
 
 
 def live_payload(request: HttpRequest, ticket: uuid.UUID) -> dict[str, Any] | None:
     """The status of a running job from the live store, or None to ask the DB."""
     key = str(ticket)
     found = get_store().get_many([live_key(key), cancel_key(key)])
-    record = None if found is None else found.get(live_key(key))
-    if record is None or record.get("status") != JobStatus.RUNNING:
+    if not found or live_key(key) not in found:
         return None
-    if not _may_see(request, record) or not _writer_alive(record):
+    record = opened(live_key(key), found[live_key(key)])
+    if record is None or not well_formed(record, key):
         return None
+    if not _fresh(record) or not _may_see(request, record):
+        return None
+    cancelled = cancel_key(key) in found and opened(
+        cancel_key(key), found[cancel_key(key)]
+    )
     return {
         "ticket": key,
         "task": record["task"],
         "status": JobStatus.RUNNING.value,
-        "cancel_requested": bool(
-            record.get("cancel_requested") or cancel_key(key) in found  # type: ignore[operator]
-        ),
+        "cancel_requested": bool(record["cancel_requested"] or cancelled),
         "progress": {
-            "current": record.get("current"),
-            "total": record.get("total"),
-            "percent": percent(record.get("current"), record.get("total")),
-            "message": record.get("message", ""),
+            "current": record["current"],
+            "total": record["total"],
+            "percent": percent(record["current"], record["total"]),
+            "message": record["message"],
         },
-        "attempts": record.get("attempts", 1),
-        "enqueued_at": record.get("enqueued_at"),
-        "started_at": record.get("started_at"),
+        "attempts": record["attempts"],
+        "enqueued_at": record["enqueued_at"],
+        "started_at": record["started_at"],
         "finished_at": None,
         "result": None,
         "error": None,

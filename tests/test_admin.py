@@ -161,6 +161,37 @@ def test_delete_finished_removes_only_finished_jobs(django_user_model):
     assert b"delete_selected" not in client.get(CHANGELIST).content
 
 
+def test_a_running_job_cannot_be_deleted_one_by_one_and_a_finished_one_takes_its_files(
+    django_user_model,
+):
+    from slowjobs import jobfiles
+
+    client = staff_client(django_user_model, "delete_job")
+    running = make_job(JobStatus.RUNNING)
+    assert client.get(f"{CHANGELIST}{running.pk}/delete/").status_code == 403
+    refused = client.post(f"{CHANGELIST}{running.pk}/delete/", {"post": "yes"})
+    assert refused.status_code == 403
+    assert Job.objects.filter(pk=running.pk).exists()
+    path = jobfiles.result_path("admin-delete", ".csv")
+    path.write_text("row,square\n")
+    done = make_job(JobStatus.SUCCEEDED, result_file=jobfiles.stored_name(path))
+    client.post(f"{CHANGELIST}{done.pk}/delete/", {"post": "yes"})
+    assert not Job.objects.filter(pk=done.pk).exists()
+    assert not path.exists()
+
+
+def test_the_admin_shows_a_session_digest_never_the_key(admin_client):
+    from slowjobs.progress.records import session_digest
+
+    key = "k" * 32
+    job = make_job(submitter_session=key)
+    page = admin_client.get(f"{CHANGELIST}{job.pk}/change/").content.decode()
+    listing = admin_client.get(CHANGELIST).content.decode()
+    assert key not in page
+    assert key[:8] not in listing
+    assert session_digest(key)[:12] in page
+
+
 def test_progress_endpoint_reports_the_jobs_on_the_page(admin_client, client):
     job = make_job(JobStatus.RUNNING, progress_current=3, progress_total=4)
     url = f"/admin/slowjobs/job/progress/?t={job.pk}&t=not-a-uuid"

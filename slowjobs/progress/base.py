@@ -5,6 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+from .records import opened
+
 # A live record lives this long after its last write: a crashed process's
 # records vanish on their own, and the database has the rest.
 RECORD_TTL = 24 * 3600
@@ -18,6 +20,13 @@ def live_key(ticket: str) -> str:
 
 def cancel_key(ticket: str) -> str:
     return f"{KEY_PREFIX}{ticket}:cancel"
+
+
+def cancel_flagged(store: LiveStore, ticket: str) -> bool:
+    """Whether ``store`` holds a cancel request for ``ticket`` that slowjobs wrote."""
+    key = cancel_key(ticket)
+    stored = store.get(key)
+    return stored is not None and opened(key, stored) is not None
 
 
 class LiveStore(ABC):
