@@ -71,13 +71,16 @@ class Figures:
 ROOM = {"SLOWJOBS_WORKERS": str(JOBS)}
 
 
-def submit_reports(url: str, count: int = JOBS) -> list[str]:
+def submit_reports(
+    url: str, count: int = JOBS, *, rows: int = ROWS, row_ms: int = ROW_MS
+) -> list[str]:
+    """Submit ``count`` report jobs over HTTP, as an API client does."""
     client = HttpClient(url)
     tickets = []
     for _ in range(count):
         reply = client.post(
             "/demo/report/",
-            {"rows": ROWS, "row_ms": ROW_MS},
+            {"rows": rows, "row_ms": row_ms},
             headers=client.api_headers(),
         )
         assert reply.status == 202, (reply.status, reply.body)

@@ -19,7 +19,7 @@ from django.conf import settings
 from slowjobs import jobfiles
 from slowjobs.models import Job, JobStatus
 from tests.conftest import start_gunicorn, stop
-from tests.http_client import HttpClient
+from tests.recovery_scenarios import submit_reports
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,19 +28,6 @@ FAST_RECOVERY = {
     "SLOWJOBS_LEASE": "2",
     "SLOWJOBS_HEARTBEAT_INTERVAL": "0.5",
 }
-
-
-def submit_reports(client: HttpClient, count: int, rows: int, row_ms: int) -> list[str]:
-    tickets = []
-    for _ in range(count):
-        reply = client.post(
-            "/demo/report/",
-            {"rows": rows, "row_ms": row_ms},
-            headers=client.api_headers(),
-        )
-        assert reply.status == 202, reply.body
-        tickets.append(reply.json()["ticket"])
-    return tickets
 
 
 def counts(tickets: list[str]) -> dict[str, int]:
@@ -76,9 +63,8 @@ def assert_reports_complete(tickets: list[str], rows: int) -> None:
 def test_sigterm_drains_short_jobs_and_hands_back_long_ones(tmp_path: Path):
     env = {**FAST_RECOVERY, "SLOWJOBS_DRAIN_TIMEOUT": "2", "SLOWJOBS_WORKERS": "10"}
     server = start_gunicorn(tmp_path, workers=1, **env)
-    client = HttpClient(server.url)
-    short = submit_reports(client, 4, rows=50, row_ms=10)  # 0.5 s each
-    long = submit_reports(client, 4, rows=700, row_ms=10)  # 7 s each
+    short = submit_reports(server.url, 4, rows=50, row_ms=10)  # 0.5 s each
+    long = submit_reports(server.url, 4, rows=700, row_ms=10)  # 7 s each
     wait_until(lambda: counts(long)["running"] == 4, 20, "long jobs did not start")
     time.sleep(1.2)  # a checkpoint each
     sent = time.monotonic()
