@@ -52,6 +52,30 @@ def _fresh_executor(request: pytest.FixtureRequest) -> Iterator[None]:
     reset_store()
 
 
+# Servers a test started: any still up when it ends is killed, so that a
+# failed test leaves no server behind to adopt the next tests' jobs.
+_started: list[subprocess.Popen[bytes]] = []
+
+
+def track(process: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+    _started.append(process)
+    return process
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_servers() -> Iterator[None]:
+    yield
+    while _started:
+        process = _started.pop()
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGCONT)
+                os.killpg(process.pid, signal.SIGKILL)
+            except (PermissionError, ProcessLookupError):
+                process.kill()
+            process.wait(10)
+
+
 @pytest.fixture(scope="session")
 def memcached_server() -> Iterator[Memcached]:
     server = Memcached(require_binary("memcached", "apt-get install memcached"))
@@ -173,6 +197,7 @@ def start_gunicorn(
         stderr=subprocess.STDOUT,
         start_new_session=True,  # master and workers: one group to kill
     )  # fmt: skip
+    track(process)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -26,7 +26,15 @@ from pathlib import Path
 
 from slowjobs import jobfiles
 from slowjobs.models import Job, JobStatus, WorkerProcess
-from tests.conftest import ROOT, Server, child_env, kill_group, start_gunicorn, stop
+from tests.conftest import (
+    ROOT,
+    Server,
+    child_env,
+    kill_group,
+    start_gunicorn,
+    stop,
+    track,
+)
 from tests.http_client import HttpClient
 
 JOBS = 10
@@ -343,5 +351,6 @@ def plain_gunicorn(tmp_path: Path, **env: str) -> Server:
         cwd=ROOT, env=child_env(**ROOM, **env), stdout=log.open("wb"),
         stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
+    track(process)
     wait_for_port(port, 30)
     return Server(url=f"http://127.0.0.1:{port}", process=process, log=log)

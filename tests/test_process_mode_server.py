@@ -1,7 +1,7 @@
 """Process mode under gunicorn: each worker starts its own job processes
 after the fork; a stopping server drains and hands back process-mode jobs
-with their checkpoints, leaves no job process behind, and resume_jobs
-finishes them (every report row exactly once)."""
+with their checkpoints, leaves no job process behind, and the next server
+finishes them by itself (every report row exactly once)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ from pathlib import Path
 import pytest
 
 from slowjobs.models import Job
-from tests.conftest import run_command, start_gunicorn
-from tests.http_client import HttpClient
+from tests.conftest import start_gunicorn, stop
+from tests.recovery_scenarios import submit_reports
 from tests.test_crash_recovery import (
     FAST_RECOVERY,
     assert_reports_complete,
     counts,
-    submit_reports,
     wait_until,
 )
 
@@ -54,9 +53,8 @@ def test_a_draining_server_hands_back_process_jobs_and_leaves_no_process(tmp_pat
     }
     before = set(job_processes())
     server = start_gunicorn(tmp_path, workers=2, **env)
-    client = HttpClient(server.url)
-    short = submit_reports(client, 2, rows=40, row_ms=10)  # 0.4 s each
-    long = submit_reports(client, 4, rows=700, row_ms=10)  # 7 s each
+    short = submit_reports(server.url, 2, rows=40, row_ms=10)  # 0.4 s each
+    long = submit_reports(server.url, 4, rows=700, row_ms=10)  # 7 s each
     wait_until(lambda: counts(long)["running"] == 4, 30, "long jobs did not start")
     time.sleep(2.5)  # its process set up, then a checkpoint each
     ours = {pid: parent for pid, parent in job_processes().items() if pid not in before}
@@ -75,7 +73,12 @@ def test_a_draining_server_hands_back_process_jobs_and_leaves_no_process(tmp_pat
     while set(job_processes()) & set(ours) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not set(job_processes()) & set(ours), "job processes outlived the server"
-    result = run_command("resume_jobs", "--workers", "4", **PROCESS_MODE)
-    assert result.returncode == 0, result.stdout + result.stderr
+    restarted = start_gunicorn(tmp_path, workers=2, **env)
+    try:
+        wait_until(
+            lambda: counts(long)["succeeded"] == 4, 30, "handed-back jobs not taken"
+        )
+    finally:
+        stop(restarted.process)
     assert_reports_complete(short, 40)
     assert_reports_complete(long, 700)

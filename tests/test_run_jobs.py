@@ -19,7 +19,7 @@ import pytest
 from django.db import connection
 
 from slowjobs.models import Job, JobStatus
-from tests.conftest import ROOT, child_env, start_gunicorn, stop
+from tests.conftest import ROOT, child_env, start_gunicorn, stop, track
 from tests.figures import record
 from tests.http_client import HttpClient
 
@@ -31,12 +31,22 @@ FINISHED = {"succeeded", "failed", "cancelled"}
 
 def start_worker(tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
     log = tmp_path / f"{name}.log"
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "run_jobs", "--workers", "2", "--poll", "0.2"],
-        cwd=ROOT,
-        env=child_env(**FAST_LEASE),
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
+    return track(
+        subprocess.Popen(
+            [
+                sys.executable,
+                "manage.py",
+                "run_jobs",
+                "--workers",
+                "2",
+                "--poll",
+                "0.2",
+            ],
+            cwd=ROOT,
+            env=child_env(**FAST_LEASE),
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
     )
 
 

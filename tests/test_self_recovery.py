@@ -342,7 +342,7 @@ def test_runserver_takes_a_dead_processes_jobs_from_its_first_request(tmp_path: 
     """Not only gunicorn: Django's own server recovers too (no hooks at all)."""
     import sys
 
-    from tests.conftest import ROOT, child_env
+    from tests.conftest import ROOT, child_env, track
     from tests.services import free_port, wait_for_port
 
     dead = subprocess.Popen(["true"])
@@ -357,7 +357,9 @@ def test_runserver_takes_a_dead_processes_jobs_from_its_first_request(tmp_path: 
         env=child_env(),
         stdout=(tmp_path / "runserver.log").open("wb"),
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
+    track(server)
     try:
         wait_for_port(port, 30)
         time.sleep(1)
