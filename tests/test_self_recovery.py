@@ -263,6 +263,11 @@ def test_a_dead_owners_running_job_reads_as_interrupted_not_running(tmp_path: Pa
         stop(server.process)
     job = Job.objects.get(pk=ticket)
     assert job.status == JobStatus.RUNNING  # the row cannot know it yet
+    # A SIGKILLed process takes a moment to leave the process table.
+    pid = int(job.owner.split(":")[1])
+    scenarios.wait_until(
+        lambda: start_ticks(pid) is None, 10, "the killed worker did not exit"
+    )
     assert not owner_is_alive(job.owner, job.heartbeat_at)
     payload = row_payload(job)
     assert payload["status"] == JobStatus.QUEUED
