@@ -121,7 +121,9 @@ class SlowJobsBackend(BaseTaskBackend):
             due = run_after if run_after is not None else enqueued_at
             return self._defer(task, args, kwargs, unique_key, using, enqueued_at, due)
         if not lifecycle.is_started():
-            lifecycle.start()
+            # In a request, request_started has started it already (with
+            # adoption); here it is a command or a script: no adoption.
+            lifecycle.start(adopt=False)
         if run_after is not None and run_after > enqueued_at:
             return self._defer(
                 task, args, kwargs, unique_key, using, enqueued_at, run_after

@@ -56,6 +56,8 @@ _heartbeat: Heartbeat | None = None
 _exit_hook_registered = False
 # Once shut down, a process stays down (a late request must not restart it).
 _closed = False
+# Whether this process has served a request (see start_with_requests).
+_serving = False
 
 
 def start(*, adopt: bool | None = None) -> None:
@@ -80,9 +82,22 @@ def start(*, adopt: bool | None = None) -> None:
 
 def start_with_requests(sender: object, **kwargs: object) -> None:
     """``request_started``: a serving process recovers jobs from its first
-    request on, whatever server runs it (connected in ``AppConfig.ready``)."""
-    if _heartbeat is None and not _closed and conf.get().adopt:
+    request on, whatever server runs it (connected in ``AppConfig.ready``).
+
+    One started by a job enqueued outside a request (a command, a script)
+    adopts nothing until it serves one: a short-lived command must not
+    claim other processes' jobs only to hand them back as it exits.
+    """
+    global _serving
+    if _serving or _closed:
+        return
+    _serving = True
+    if not conf.get().adopt:
+        return
+    if _heartbeat is None:
         start()
+    else:
+        scheduler.adopt_from_now()
 
 
 def is_started() -> bool:
@@ -217,11 +232,9 @@ def _at_exit() -> None:
 
 
 def _forget_after_fork() -> None:
-    global _heartbeat, _lock, _closed
-    _heartbeat, _closed = (
-        None,
-        False,
-    )  # the parent's heartbeat thread did not come along
+    global _heartbeat, _lock, _closed, _serving
+    # The parent's heartbeat thread did not come along.
+    _heartbeat, _closed, _serving = None, False, False
     _lock = threading.Lock()
     running.stopping.clear()
 

@@ -83,6 +83,11 @@ class RunningJob:
     # Whether a live record was ever written (a job that ends before its
     # first report never touches the live store).
     _published: bool = False
+    # Computed once (a keyed hash): records never hold the session's key.
+    _session_digest: str = ""
+
+    def __post_init__(self) -> None:
+        self._session_digest = session_digest(self.submitter_session)
 
     # -- progress -------------------------------------------------------
 
@@ -142,7 +147,7 @@ class RunningJob:
             "enqueued_at": self.enqueued_at.isoformat(),
             "started_at": self.started_at.isoformat(),
             "user": self.submitter_user,
-            "session": session_digest(self.submitter_session),
+            "session": self._session_digest,
             # Who writes it, and when: a reader that finds it old asks
             # whether the writer still lives (slowjobs.status).
             "owner": self.owner,

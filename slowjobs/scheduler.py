@@ -216,6 +216,15 @@ def stop() -> None:
         scheduler.stop()
 
 
+def adopt_from_now() -> None:
+    """This process serves requests now: take orphaned jobs from here on."""
+    scheduler = _scheduler
+    if scheduler is not None and not scheduler.adopting:
+        scheduler.adopting = True
+        with scheduler._changed:
+            scheduler._changed.notify()
+
+
 def wake_at(when: datetime) -> None:
     """Have this process look for due jobs at ``when`` (if it runs jobs)."""
     scheduler = _scheduler

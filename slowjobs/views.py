@@ -105,10 +105,12 @@ def job_cancel(request: HttpRequest, ticket: str) -> HttpResponse:
     )
     if not wants_json(request):  # the status page's button
         return HttpResponseRedirect(reverse("slowjobs:page", args=[job.pk]), status=303)
-    job.refresh_from_db()
+    now = Job.objects.using(job._state.db or "default").filter(pk=job.pk).first()
+    if now is None:  # deleted meanwhile (a finished job, by the admin)
+        return _not_found()
     # The row, not the live record: it has the cancel, and a user who may
     # cancel any job may not read every one's live record.
-    payload = _row_status(request, job)
+    payload = _row_status(request, now)
     payload["detail"] = str(CANCEL_DETAILS[outcome])
     return JsonResponse(payload, status=202)
 

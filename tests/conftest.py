@@ -181,9 +181,14 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 def start_gunicorn(
-    tmp_path: Path, *, workers: int = 2, extra_args: tuple[str, ...] = (), **env: str
+    tmp_path: Path,
+    *,
+    workers: int = 2,
+    extra_args: tuple[str, ...] = (),
+    port: int | None = None,
+    **env: str,
 ) -> Server:
-    port = free_port()
+    port = port or free_port()
     log = tmp_path / f"gunicorn-{port}.log"
     process = subprocess.Popen(
         [

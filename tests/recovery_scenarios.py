@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from slowjobs import jobfiles
@@ -102,6 +103,17 @@ def jobs_under_way(url: str, count: int = JOBS) -> list[str]:
     wait_until(all_running(tickets, count), 20, "the jobs did not start")
     time.sleep(RUN_BEFORE_BREAK)
     return tickets
+
+
+def finished_by_a_new_server(
+    tmp_path: Path, tickets: list[str], *, workers: int = 2, **env: str
+) -> None:
+    """Start a server and wait for it to finish ``tickets`` by itself."""
+    server = start_gunicorn(tmp_path, workers=workers, **env)
+    try:
+        wait_all_succeeded(tickets, "the new server did not finish the jobs")
+    finally:
+        stop(server.process)
 
 
 def wait_all_succeeded(tickets: list[str], what: str) -> None:
@@ -206,9 +218,7 @@ def figures_for(
     return figures
 
 
-def _aware(moment: float):  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime
-
+def _aware(moment: float) -> datetime:
     return datetime.fromtimestamp(moment, UTC)
 
 

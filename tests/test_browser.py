@@ -167,3 +167,38 @@ def test_a_progress_bar_moves_in_the_admin_changelist(
         assert page.inner_text(".slowjobs-status") == "Succeeded"
     finally:
         context.close()
+
+
+def test_a_jobs_page_tells_of_its_servers_crash_and_goes_on_to_success(
+    browser, collected_static, tmp_path
+):
+    """The visitor's page across a SIGKILL of the whole server: while a server
+    that takes nothing answers, it says the job was interrupted (not a frozen
+    "Running"); once a default server is back, the job finishes by itself."""
+    from tests.conftest import kill_group, start_gunicorn, stop
+    from tests.services import free_port
+
+    port = free_port()
+    first = start_gunicorn(tmp_path, workers=1, port=port)
+    context = browser.new_context(base_url=first.url)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        start_report(page, 300, 10)  # 3 s
+        page.wait_for_function("document.getElementById('bar').value >= 20")
+        kill_group(first.process)
+        # A server on the same address that adopts nothing: the page polls it.
+        idle = start_gunicorn(tmp_path, workers=1, port=port, SLOWJOBS_ADOPT="false")
+        try:
+            wait_for_status(page, "Queued")
+            assert page.inner_text("#message") == "Interrupted; waiting to resume"
+        finally:
+            stop(idle.process)
+        restarted = start_gunicorn(tmp_path, workers=1, port=port)
+        try:
+            wait_for_status(page, "Succeeded")
+            assert page.eval_on_selector("#bar", "bar => bar.value") == 100
+        finally:
+            stop(restarted.process)
+    finally:
+        context.close()

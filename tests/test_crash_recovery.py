@@ -18,8 +18,8 @@ from django.conf import settings
 
 from slowjobs import jobfiles
 from slowjobs.models import Job, JobStatus
-from tests.conftest import start_gunicorn, stop
-from tests.recovery_scenarios import submit_reports
+from tests.conftest import start_gunicorn
+from tests.recovery_scenarios import finished_by_a_new_server, submit_reports
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -79,13 +79,7 @@ def test_sigterm_drains_short_jobs_and_hands_back_long_ones(tmp_path: Path):
     assert all(job.checkpoint for job in handed_back)
     assert 2 <= drain < 2 + 5, f"drain took {drain:.1f} s with a 2 s timeout"
     # Handed back: the next server takes them as it starts, no lease to wait for.
-    restarted = start_gunicorn(tmp_path, workers=1, **env)
-    try:
-        wait_until(
-            lambda: counts(long)["succeeded"] == 4, 30, "handed-back jobs not taken"
-        )
-    finally:
-        stop(restarted.process)
+    finished_by_a_new_server(tmp_path, long, workers=1, **env)
     assert_reports_complete(short, 50)
     assert_reports_complete(long, 700)
     for job in Job.objects.filter(pk__in=long):

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from slowjobs.models import Job
-from tests.conftest import start_gunicorn, stop
-from tests.recovery_scenarios import submit_reports
+from tests.conftest import start_gunicorn
+from tests.recovery_scenarios import finished_by_a_new_server, submit_reports
 from tests.test_crash_recovery import (
     FAST_RECOVERY,
     assert_reports_complete,
@@ -73,12 +73,6 @@ def test_a_draining_server_hands_back_process_jobs_and_leaves_no_process(tmp_pat
     while set(job_processes()) & set(ours) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not set(job_processes()) & set(ours), "job processes outlived the server"
-    restarted = start_gunicorn(tmp_path, workers=2, **env)
-    try:
-        wait_until(
-            lambda: counts(long)["succeeded"] == 4, 30, "handed-back jobs not taken"
-        )
-    finally:
-        stop(restarted.process)
+    finished_by_a_new_server(tmp_path, long, workers=2, **env)
     assert_reports_complete(short, 40)
     assert_reports_complete(long, 700)

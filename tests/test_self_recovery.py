@@ -386,3 +386,25 @@ def urllib_get(url: str) -> int:
 
     with urllib.request.urlopen(url, timeout=10) as response:
         return int(response.status)
+
+
+def test_a_command_that_enqueues_runs_its_job_but_adopts_nothing(tmp_path: Path):
+    """Only serving processes and run_jobs adopt: a short-lived command that
+    took other processes' jobs would only hand them back as it exits."""
+    from tests.conftest import run_command
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    owner = f"here:{dead.pid}:1.000"
+    process_row(owner, dead.pid, 1)
+    orphan = running_job_of(owner)
+    enqueued = run_command(
+        "shell",
+        "-c",
+        "from project.tasks import noop; import time;"
+        "result = noop.enqueue(); time.sleep(1.5);"  # three adoption looks
+        "result.refresh(); print(result.status)",
+    )
+    assert enqueued.returncode == 0, enqueued.stderr
+    assert enqueued.stdout.strip().splitlines()[-1] == "SUCCESSFUL"
+    assert Job.objects.get(pk=orphan.pk).owner == owner
