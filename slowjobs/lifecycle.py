@@ -6,8 +6,9 @@ jobs: gunicorn with or without the hooks, runserver, uvicorn, daphne.  It
 takes the process's advisory lock (PostgreSQL), starts its heartbeat and
 its scheduler which, with ``SLOWJOBS_ADOPT`` (on by default), adopts the
 jobs of dead processes and handed-back ones, at once and for as long as the
-process lives.  Nothing here runs at import, before a fork, or in commands
-that do not run jobs.
+process lives (a process started by a job enqueued outside a request, a
+command or a script, adopts nothing until it serves one).  Nothing here
+runs at import, before a fork, or in commands that do not run jobs.
 
 ``shutdown()`` is the talk's wait group with a deadline:
 
