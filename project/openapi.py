@@ -46,6 +46,14 @@ SEE_PAGE = {
 }
 FORBIDDEN = {"description": "A session cookie without a CSRF token."}
 FULL = retry_later("The executor is full (or the database is away): retry later.")
+OVER_CAP = retry_later(
+    "This submitter (user, session or client address) has as many unfinished "
+    "jobs as one may: `limit` says which cap. Retry once one has finished."
+)
+OVER_CAP["content"]["application/json"]["schema"]["properties"]["limit"] = {
+    "type": "string",
+    "enum": ["user", "session", "address", "upload_quota"],
+}
 
 
 def _submit(
@@ -63,6 +71,7 @@ def _submit(
                 "303": SEE_PAGE,
                 "400": INVALID,
                 "403": FORBIDDEN,
+                "429": OVER_CAP,
                 "503": FULL,
             },
         }

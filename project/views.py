@@ -8,9 +8,15 @@ from django.views.decorators.http import require_POST
 
 from slowjobs import conf
 from slowjobs.csrf import csrf_protect_sessions
+from slowjobs.errors import json_errors
 from slowjobs.jobfiles import attach_input_file
 from slowjobs.responses import invalid, submit, wants_json
-from slowjobs.uploads import keep_upload, limit_upload_size, remove_stored
+from slowjobs.uploads import (
+    keep_upload,
+    limit_upload_size,
+    remove_stored,
+    require_length,
+)
 
 from .forms import ChecksumForm, ReportForm
 from .tasks import checksum_file, generate_report
@@ -26,7 +32,9 @@ def home(request: HttpRequest) -> HttpResponse:
     return _home(request)
 
 
+@json_errors
 @require_POST
+@require_length
 @csrf_protect_sessions
 def submit_report(request: HttpRequest) -> HttpResponse:
     form = ReportForm(request.POST)
@@ -44,6 +52,7 @@ def submit_report(request: HttpRequest) -> HttpResponse:
     )
 
 
+@json_errors
 @limit_upload_size
 @require_POST
 @csrf_protect_sessions

@@ -1,4 +1,5 @@
-"""Who may see a job: its submitter (user, or session), and users with the
+"""Who may see a job: its submitter (user, or session), whoever holds the
+job's key (``slowjobs.jobkeys``), and users with the
 permission for what they ask: ``slowjobs.view_job`` to read any job (its
 status, page, result and traceback), ``slowjobs.cancel_job`` to cancel it.
 A staff flag alone grants nothing.
@@ -13,6 +14,7 @@ import uuid
 
 from django.http import Http404, HttpRequest
 
+from .jobkeys import holds_key
 from .models import Job
 
 VIEW_ANY = "slowjobs.view_job"
@@ -33,6 +35,11 @@ def get_visible_job(
         pk = uuid.UUID(ticket)
     except ValueError:
         raise Http404("No such job.") from None
+    if holds_key(request, pk):
+        job = Job.objects.filter(pk=pk).first()
+        if job is None:
+            raise Http404("No such job.")
+        return job
     session = getattr(request, "session", None)
     jobs = Job.objects.visible_to(
         user=getattr(request, "user", None),

@@ -49,8 +49,8 @@ from django.db import (
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
-from . import checks, conf, lifecycle, scheduler
-from .exceptions import DatabaseUnavailable, EnqueueRefused
+from . import admission, checks, conf, lifecycle, scheduler
+from .exceptions import DatabaseUnavailable, EnqueueRefused, OverLimit
 from .executor import Slot, get_executor
 from .jobsql import statements_for
 from .jsonargs import check_arguments
@@ -59,10 +59,10 @@ from .models import Job, JobStatus
 from .process import process_id
 from .processes import child
 from .results import build_result, result_from_job
-from .runner import JobSpec, JobWork
+from .runner import JobSpec, start_on
 from .signals import enqueue_refused
 from .submitter import Submitter, current_submitter
-from .task import SlowJobsTask, unique_key_for
+from .task import SlowJobsTask, cost_of, unique_key_for
 from .tasksapi import (
     BaseTaskBackend,
     Task,
@@ -124,6 +124,18 @@ class SlowJobsBackend(BaseTaskBackend):
             # In a request, request_started has started it already (with
             # adoption); here it is a command or a script: no adoption.
             lifecycle.start(adopt=False)
+        try:
+            # Before any room is taken or any row written: a refusal costs
+            # only the look (nothing at all outside a request).
+            admission.check_room(
+                current_submitter(create_session=False), cost_of(task), using
+            )
+        except OverLimit as exc:
+            _announce_refusal(type(self), task, exc)
+            raise
+        except (OperationalError, InterfaceError) as exc:
+            _refuse_if_unavailable(exc, type(self), task)
+            raise
         if run_after is not None and run_after > enqueued_at:
             return self._defer(
                 task, args, kwargs, unique_key, using, enqueued_at, run_after
@@ -174,6 +186,7 @@ class SlowJobsBackend(BaseTaskBackend):
             using=using,
             submitter_user=submitter.user_id,
             submitter_session=submitter.session_key,
+            submitter_address=submitter.address,
         )
         if in_transaction:
             start = partial(
@@ -193,7 +206,7 @@ class SlowJobsBackend(BaseTaskBackend):
         enqueued_at: datetime,
         submitter: Submitter,
     ) -> dict[str, Any]:
-        return {
+        row = {
             "id": ticket,
             "task_path": task.module_path,
             "backend": self.alias,
@@ -206,6 +219,13 @@ class SlowJobsBackend(BaseTaskBackend):
             "submitted_by_id": submitter.user_id,
             "submitter_session": submitter.session_key,
         }
+        # Left to the column defaults when empty: the INSERT names only
+        # what it sets.
+        if submitter.address:
+            row["submitter_address"] = submitter.address
+        if (cost := cost_of(task)) != 1:
+            row["cost"] = cost
+        return row
 
     def _defer(
         self,
@@ -334,4 +354,4 @@ def _insert(
 def _hand_off(spec: JobSpec, slot: Slot | None) -> None:
     if slot is None:
         slot = get_executor().force_slot()
-    slot.executor.start(slot, JobWork(spec), priority=spec.task.priority)
+    start_on(slot, spec, priority=spec.task.priority)

@@ -65,6 +65,26 @@ DEFAULTS: dict[str, Any] = {
     "SLOWJOBS_MEMCACHED_TRUSTED": False,
     # Largest accepted upload, in MiB.
     "SLOWJOBS_MAX_UPLOAD_MB": 1024,
+    # MiB of kept uploads (inputs of unfinished jobs, and of finished ones
+    # whose task keeps its input) one submitter may hold; over it, 413.
+    "SLOWJOBS_UPLOAD_QUOTA_MB": 2048,
+    # MiB of kept uploads all submitters together may hold; over it, 507.
+    "SLOWJOBS_UPLOAD_TOTAL_MB": 20480,
+    # Unfinished jobs (queued or running, counted by the tasks' declared
+    # cost) that one signed-in user may have; over it, 429.  0: no cap.
+    "SLOWJOBS_MAX_JOBS_PER_USER": 50,
+    # ...that one anonymous visitor's session may have.
+    "SLOWJOBS_MAX_JOBS_PER_SESSION": 10,
+    # ...that anonymous visitors from one client address may have together
+    # (a client that drops its cookie has a new session each request).
+    "SLOWJOBS_MAX_JOBS_PER_ADDRESS": 20,
+    # Jobs of one submitter that may run at once in one process's pool, so
+    # that nobody holds every thread; None means half the workers (at least
+    # one).  Others' jobs start first while a submitter is at it.
+    "SLOWJOBS_MAX_RUNNING_PER_SUBMITTER": None,
+    # Reverse proxies in front of the site that append the client's address
+    # to X-Forwarded-For; 0 means REMOTE_ADDR is the client's address.
+    "SLOWJOBS_TRUSTED_PROXIES": 0,
     # Seconds between a job's progress writes to the live store; calls in
     # between only update memory, so reporting often costs nothing.
     "SLOWJOBS_PROGRESS_INTERVAL": 0.2,
@@ -133,6 +153,13 @@ class SlowjobsSettings:
     memcached: tuple[tuple[str, int], ...]
     memcached_trusted: bool
     max_upload_mb: int
+    upload_quota_mb: int
+    upload_total_mb: int
+    max_jobs_per_user: int
+    max_jobs_per_session: int
+    max_jobs_per_address: int
+    max_running_per_submitter: int | None
+    trusted_proxies: int
     progress_interval: float
     progress_db_interval: float
     cancel_check_interval: float
@@ -149,6 +176,12 @@ class SlowjobsSettings:
     metrics: bool
     metrics_token: str
     metrics_loopback: bool
+
+    def running_per_submitter(self, workers: int) -> int:
+        """A submitter's share of a pool of ``workers`` threads."""
+        if self.max_running_per_submitter is not None:
+            return self.max_running_per_submitter
+        return max(1, workers // 2)
 
 
 def _raw(name: str) -> Any:
@@ -283,6 +316,15 @@ def load() -> SlowjobsSettings:
         memcached=parse_servers("SLOWJOBS_MEMCACHED", _raw("SLOWJOBS_MEMCACHED")),
         memcached_trusted=_bool("SLOWJOBS_MEMCACHED_TRUSTED"),
         max_upload_mb=_int("SLOWJOBS_MAX_UPLOAD_MB", minimum=1) or 1,
+        upload_quota_mb=_int("SLOWJOBS_UPLOAD_QUOTA_MB", minimum=0) or 0,
+        upload_total_mb=_int("SLOWJOBS_UPLOAD_TOTAL_MB", minimum=0) or 0,
+        max_jobs_per_user=_int("SLOWJOBS_MAX_JOBS_PER_USER", minimum=0) or 0,
+        max_jobs_per_session=_int("SLOWJOBS_MAX_JOBS_PER_SESSION", minimum=0) or 0,
+        max_jobs_per_address=_int("SLOWJOBS_MAX_JOBS_PER_ADDRESS", minimum=0) or 0,
+        max_running_per_submitter=_int(
+            "SLOWJOBS_MAX_RUNNING_PER_SUBMITTER", minimum=1, allow_none=True
+        ),
+        trusted_proxies=_int("SLOWJOBS_TRUSTED_PROXIES", minimum=0) or 0,
         progress_interval=_seconds("SLOWJOBS_PROGRESS_INTERVAL"),
         progress_db_interval=_seconds("SLOWJOBS_PROGRESS_DB_INTERVAL"),
         cancel_check_interval=_seconds("SLOWJOBS_CANCEL_CHECK_INTERVAL"),

@@ -29,6 +29,18 @@ class ExecutorShutDown(ExecutorFull):
     """This process is shutting down and takes no new jobs."""
 
 
+class OverLimit(EnqueueRefused):
+    """The submitter has as many unfinished jobs as one may; views answer 429.
+
+    ``limit`` names the cap: ``"user"``, ``"session"``, ``"address"`` (or,
+    for uploads, ``"upload_quota"``).
+    """
+
+    def __init__(self, message: str, *, retry_after: int, limit: str) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.limit = limit
+
+
 class InvalidTaskArguments(TypeError):
     """A task's arguments cannot be stored as JSON.
 

@@ -151,6 +151,14 @@ class Job(models.Model):
     submitter_session = models.CharField(
         _("submitter session"), max_length=64, blank=True
     )
+    # The client address (an IPv6 one as its /64) of a job submitted over
+    # HTTP: anonymous visitors' caps count by it, as a new session is free.
+    submitter_address = models.CharField(
+        _("submitter address"), max_length=50, blank=True, db_default=""
+    )
+    # The task's declared cost (@task(cost=...)): what the job counts for
+    # against its submitter's cap on unfinished jobs.
+    cost = models.PositiveSmallIntegerField(_("cost"), default=1, db_default=1)
 
     checkpoint = models.JSONField(_("checkpoint"), null=True, blank=True)
     # One entry per attempt that ended without finishing the job:
@@ -187,6 +195,21 @@ class Job(models.Model):
                 fields=["owner"],
                 condition=models.Q(finished_at__isnull=True),
                 name="slowjobs_unfinished_owner",
+            ),
+            # Admission counts a submitter's unfinished jobs (signed-in
+            # users' by the foreign key's own index).  Jobs from commands
+            # have neither column set and are in neither index.
+            models.Index(
+                fields=["submitter_session"],
+                condition=models.Q(finished_at__isnull=True)
+                & ~models.Q(submitter_session=""),
+                name="slowjobs_unfinished_session",
+            ),
+            models.Index(
+                fields=["submitter_address"],
+                condition=models.Q(finished_at__isnull=True)
+                & ~models.Q(submitter_address=""),
+                name="slowjobs_unfinished_address",
             ),
         ]
         constraints = [

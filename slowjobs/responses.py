@@ -8,7 +8,8 @@
 A browser form post gets ``303`` to the job's status page; a client that
 asks for ``application/json`` gets ``202`` with ``{ticket, status_url,
 page_url}`` and a ``Location`` header; a full executor (or a database that
-does not answer) gets ``503`` with ``Retry-After``.
+does not answer) gets ``503`` with ``Retry-After``; a submitter over one of
+their caps gets ``429`` with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from django.urls import reverse
 from django.utils.translation import gettext
 
 from . import conf
-from .exceptions import EnqueueRefused, InvalidTaskArguments
+from .exceptions import EnqueueRefused, InvalidTaskArguments, OverLimit
+from .jobkeys import with_key
 from .tasksapi import Task, TaskResult
 
 P = ParamSpec("P")
@@ -48,7 +50,10 @@ def accepted(request: HttpRequest, result: TaskResult[..., Any]) -> HttpResponse
         redirect = HttpResponseRedirect(page_url, status=303)
         redirect.slowjobs_ticket = result.id  # type: ignore[attr-defined]
         return redirect
-    status_url = reverse("slowjobs:status", args=[result.id])
+    # The job's key rides in both URLs: a client that keeps no cookies
+    # reads, cancels and downloads with it (see slowjobs.jobkeys).
+    status_url = with_key(reverse("slowjobs:status", args=[result.id]), result.id)
+    page_url = with_key(page_url, result.id)
     session = getattr(request, "session", None)
     if session is not None and session.session_key:
         # The client has a session (it owns the job through it), so its next
@@ -69,12 +74,16 @@ def accepted(request: HttpRequest, result: TaskResult[..., Any]) -> HttpResponse
 
 
 def refused(request: HttpRequest, exc: EnqueueRefused) -> HttpResponse:
+    """``429`` when the submitter is over a cap (it names which), else
+    ``503``: the server has no room for anyone just now."""
+    status = 429 if isinstance(exc, OverLimit) else 503
     if wants_json(request):
-        response: HttpResponse = JsonResponse(
-            {"error": str(exc), "retry_after": exc.retry_after}, status=503
-        )
+        body: dict[str, object] = {"error": str(exc), "retry_after": exc.retry_after}
+        if isinstance(exc, OverLimit):
+            body["limit"] = exc.limit
+        response: HttpResponse = JsonResponse(body, status=status)
     else:
-        response = HttpResponse(str(exc), status=503, content_type="text/plain")
+        response = HttpResponse(str(exc), status=status, content_type="text/plain")
     response["Retry-After"] = str(exc.retry_after)
     return response
 

@@ -23,6 +23,7 @@ from django.utils import timezone
 from . import dbhygiene, scheduler
 from .calling import INTERRUPTED, Outcome, call_task
 from .cancel import CANCELLED_BEFORE_START, CANCELLED_CLASS
+from .executor.base import Slot
 from .executor.registry import get_executor
 from .logs import about, about_job
 from .models import Job, JobStatus
@@ -39,7 +40,8 @@ from .running import (
 )
 from .signals import job_retrying
 from .statewriter import get_writer
-from .task import retry_delay, runs_in
+from .submitter import Submitter
+from .task import concurrency_limit, retry_delay, runs_in
 from .tasksapi import (
     Task,
     TaskError,
@@ -69,12 +71,20 @@ class JobSpec:
     using: str = "default"
     submitter_user: Any = None
     submitter_session: str = ""
+    submitter_address: str = ""
     checkpoint: Any = None
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def attempts(self) -> int:
         return len(self.worker_ids)
+
+    @property
+    def lane(self) -> str:
+        """Whose turn this job waits for in the pool (see ``Submitter.lane``)."""
+        return Submitter(
+            self.submitter_user, self.submitter_session, self.submitter_address
+        ).lane
 
     def queued_ownership(self) -> dict[str, Any]:
         """The conditions under which the row is still this queued job's."""
@@ -382,6 +392,7 @@ def spec_from_job(job: Job, sender: type = object) -> JobSpec:
         using=job._state.db or "default",
         submitter_user=job.submitted_by_id,
         submitter_session=job.submitter_session,
+        submitter_address=job.submitter_address,
         checkpoint=job.checkpoint,
         history=list(job.history),
     )
@@ -391,9 +402,18 @@ def start_claimed(jobs: list[Job]) -> None:
     """Run claimed jobs (queued, owned by this process) on its executor."""
     executor = get_executor()
     for job in jobs:
-        executor.start(
-            executor.force_slot(), JobWork(spec_from_job(job)), priority=job.priority
-        )
+        start_on(executor.force_slot(), spec_from_job(job), priority=job.priority)
+
+
+def start_on(slot: Slot, spec: JobSpec, *, priority: int) -> None:
+    """Queue the job on the slot's executor, in its submitter's lane."""
+    slot.executor.start(
+        slot,
+        JobWork(spec),
+        priority=priority,
+        lane=spec.lane,
+        limit=concurrency_limit(spec.task, spec.args, spec.kwargs),
+    )
 
 
 class JobWork:

@@ -19,21 +19,48 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from . import conf
 from .access import VIEW_ANY
+from .jobkeys import holds_key
 from .liveness import owner_is_alive
 from .models import Job, JobStatus, percent
 from .progress import get_store
 from .progress.base import cancel_key, live_key
 from .progress.records import opened, session_digest
 
+# Errors of the server's surroundings (files, sockets, the database):
+# their text names paths and hosts, which are for staff and the logs.
+SERVER_SIDE_ERRORS = frozenset(
+    f"builtins.{kind.__name__}"
+    for kind in (
+        OSError, PermissionError, FileNotFoundError, FileExistsError,
+        IsADirectoryError, NotADirectoryError, BlockingIOError, ConnectionError,
+        BrokenPipeError, ConnectionResetError, ConnectionRefusedError,
+        ConnectionAbortedError, TimeoutError, InterruptedError,
+        ChildProcessError, ProcessLookupError, MemoryError,
+    )
+)  # fmt: skip
+SERVER_SIDE_MESSAGE = _(
+    "The job stopped because of a problem on the server; its staff can see the details."
+)
+
+
+def _server_side(error_class: str) -> bool:
+    return error_class in SERVER_SIDE_ERRORS or error_class.startswith(
+        ("django.db.", "psycopg", "sqlite3.", "pymemcache.")
+    )
+
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-def status_payload(job: Job, *, with_traceback: bool = False) -> dict[str, Any]:
+def status_payload(
+    job: Job, *, with_traceback: bool = False, key_query: str = ""
+) -> dict[str, Any]:
+    """The status JSON of a row; ``key_query`` (``?key=...``) goes on its links."""
     succeeded = job.status == JobStatus.SUCCEEDED
     payload: dict[str, Any] = {
         "ticket": str(job.pk),
@@ -53,13 +80,17 @@ def status_payload(job: Job, *, with_traceback: bool = False) -> dict[str, Any]:
         "result": job.result if succeeded else None,
         "error": None,
         "result_url": (
-            reverse("slowjobs:result", args=[job.pk])
+            reverse("slowjobs:result", args=[job.pk]) + key_query
             if succeeded and job.result_file
             else None
         ),
     }
     if job.status == JobStatus.FAILED:
-        payload["error"] = job.error_message or "Failed."
+        payload["error"] = (
+            job.error_message
+            if with_traceback or not _server_side(job.error_class)
+            else str(SERVER_SIDE_MESSAGE)
+        ) or "Failed."
     elif job.status == JobStatus.CANCELLED:
         payload["error"] = job.error_message or "Cancelled."
     if with_traceback and job.error_traceback:
@@ -75,9 +106,11 @@ BIGINT = 1 << 63
 INTERRUPTED_MESSAGE = "Interrupted; waiting to resume"
 
 
-def row_payload(job: Job, *, with_traceback: bool = False) -> dict[str, Any]:
+def row_payload(
+    job: Job, *, with_traceback: bool = False, key_query: str = ""
+) -> dict[str, Any]:
     """``status_payload``, with a dead owner's "running" told as it is."""
-    payload = status_payload(job, with_traceback=with_traceback)
+    payload = status_payload(job, with_traceback=with_traceback, key_query=key_query)
     if job.status == JobStatus.RUNNING and not owner_is_alive(
         job.owner, job.heartbeat_at, job._state.db or "default"
     ):
@@ -146,7 +179,9 @@ def live_payload(request: HttpRequest, ticket: uuid.UUID) -> dict[str, Any] | No
     record = opened(live_key(key), found[live_key(key)])
     if record is None or not well_formed(record, key):
         return None
-    if not _fresh(record) or not _may_see(request, record):
+    if not _fresh(record) or not (
+        holds_key(request, ticket) or _may_see(request, record)
+    ):
         return None
     cancelled = cancel_key(key) in found and opened(
         cancel_key(key), found[cancel_key(key)]

@@ -12,6 +12,10 @@ With slowjobs as the backend, ``@task`` accepts:
         timeout=300.0,                  # seconds, then the job fails (cooperative)
         unique_key=True,                # one unfinished job per task + arguments
         runs_in="process",              # a child process: CPU-bound, killable
+        cost=5,                         # counts as 5 jobs against submitter caps
+        concurrency=2,                  # at most 2 running at once per process
+        concurrency_key=lambda shop: shop,  # ...per shop, not for the task
+        keep_input=True,                # keep the upload after the job ends
     )
     def rebuild_index(): ...
 
@@ -32,6 +36,13 @@ result (same ticket) instead of a new job.
 
 ``runs_in`` is ``"thread"`` or ``"process"`` (see ``slowjobs.processes``);
 ``None`` (the default) follows ``SLOWJOBS_RUNS_IN``.
+
+``concurrency`` bounds how many of the task's jobs run at once in one
+process's pool (queued ones wait, others' jobs start meanwhile); with
+``concurrency_key``, a function of the task's arguments, the bound is per
+key.  ``cost`` (1 to 1000) is what a job counts for against its
+submitter's cap on unfinished jobs (``SLOWJOBS_MAX_JOBS_PER_USER``...).
+An uploaded input file is removed when its job ends, unless ``keep_input``.
 """
 
 from __future__ import annotations
@@ -48,6 +59,7 @@ from .tasksapi import InvalidTask, Task
 
 ON_INTERRUPT = ("resume", "restart", "fail")
 UNIQUE_KEY_LIMIT = 500
+MAX_COST = 1000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,6 +73,10 @@ class SlowJobsTask(Task):  # type: ignore[type-arg]
     timeout: float | None = None
     unique_key: bool | Callable[..., str] = False
     runs_in: str | None = None
+    cost: int = 1
+    concurrency: int | None = None
+    concurrency_key: Callable[..., str] | None = None
+    keep_input: bool = False
 
     def __post_init__(self) -> None:
         if self.on_interrupt not in ON_INTERRUPT:
@@ -113,6 +129,31 @@ def _check_policies(task: SlowJobsTask) -> None:
             f"runs_in must be one of {', '.join(RUNS_IN)} or None, "
             f"not {task.runs_in!r}."
         )
+    if (
+        isinstance(task.cost, bool)
+        or not isinstance(task.cost, int)
+        or not (1 <= task.cost <= MAX_COST)
+    ):
+        raise InvalidTask(
+            f"cost must be an integer from 1 to {MAX_COST}, not {task.cost!r}."
+        )
+    if task.concurrency is not None and (
+        isinstance(task.concurrency, bool)
+        or not isinstance(task.concurrency, int)
+        or task.concurrency < 1
+    ):
+        raise InvalidTask(
+            f"concurrency must be an integer >= 1 or None, not {task.concurrency!r}."
+        )
+    if task.concurrency_key is not None and (
+        task.concurrency is None or not callable(task.concurrency_key)
+    ):
+        raise InvalidTask(
+            "concurrency_key must be a function of the task's arguments, "
+            "and needs concurrency."
+        )
+    if not isinstance(task.keep_input, bool):
+        raise InvalidTask(f"keep_input must be True or False, not {task.keep_input!r}.")
     if not isinstance(task.unique_key, bool) and not callable(task.unique_key):
         raise InvalidTask(
             "unique_key must be True, False or a function of the task's "
@@ -180,3 +221,28 @@ def unique_key_for(task: Any, args: list[Any], kwargs: dict[str, Any]) -> str | 
             f"with the task path, at most {UNIQUE_KEY_LIMIT} fit."
         )
     return key
+
+
+def cost_of(task: Any) -> int:
+    return int(getattr(task, "cost", 1))
+
+
+def concurrency_limit(
+    task: Any, args: list[Any], kwargs: dict[str, Any]
+) -> tuple[str, int] | None:
+    """The bound a job of ``task`` runs under: (its key, how many at once).
+
+    A key function that fails puts the job under the task's own bound
+    rather than losing it (the job is already accepted when this runs).
+    """
+    limit = getattr(task, "concurrency", None)
+    if limit is None:
+        return None
+    key_of = getattr(task, "concurrency_key", None)
+    key = task.module_path
+    if key_of is not None:
+        try:
+            key = f"{task.module_path}:{key_of(*args, **kwargs)}"
+        except Exception:
+            key = task.module_path
+    return key, int(limit)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import re
 import shutil
@@ -39,6 +40,7 @@ from . import conf, jobfiles
 from .responses import wants_json
 
 View = Callable[..., HttpResponseBase]
+logger = logging.getLogger("slowjobs.uploads")
 
 
 def max_upload_bytes() -> int:
@@ -74,6 +76,20 @@ def too_large(request: HttpRequest) -> HttpResponse:
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
+def cannot_store(request: HttpRequest) -> HttpResponse:
+    message = gettext(
+        "The server cannot store uploads just now; nothing was kept. Try again later."
+    )
+    if wants_json(request):
+        response: HttpResponse = JsonResponse({"error": message}, status=503)
+    else:
+        response = HttpResponse(
+            message, status=503, content_type="text/plain; charset=utf-8"
+        )
+    response["Retry-After"] = str(conf.get().retry_after)
+    return response
+
+
 def no_space(request: HttpRequest) -> HttpResponse:
     message = gettext(
         "The server has no room to store this upload right now; "
@@ -104,11 +120,42 @@ def _discard_uploads(request: HttpRequest) -> None:
             pass
 
 
-def limit_upload_size(view: View) -> View:
-    """Answer 413 for an upload over the limit, before reading its body."""
+def length_required(request: HttpRequest) -> HttpResponse | None:
+    """``411`` for a body sent chunked, without a length.
+
+    WSGI gives an application no way to read such a body (Django sees an
+    empty one), and "This field is required" would tell the client nothing.
+    """
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return None
+    chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if not chunked or request.META.get("CONTENT_LENGTH"):
+        return None
+    message = gettext("Send the body with a Content-Length header, not chunked.")
+    if wants_json(request):
+        return JsonResponse({"error": message}, status=411)
+    return HttpResponse(message, status=411, content_type="text/plain; charset=utf-8")
+
+
+def require_length(view: View) -> View:
+    """Answer 411 to a chunked body (see ``length_required``)."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        return length_required(request) or view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def limit_upload_size(view: View) -> View:
+    """Answer 413 for an upload over the limit, before reading its body
+    (and 411 for one sent chunked, with no length to check)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        refusal = length_required(request)
+        if refusal is not None:
+            return refusal
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -123,10 +170,13 @@ def limit_upload_size(view: View) -> View:
         try:
             response = view(request, *args, **kwargs)
         except OSError as exc:
-            if exc.errno not in NO_SPACE:
-                raise
             _discard_uploads(request)
-            return no_space(request)
+            if exc.errno in NO_SPACE:
+                return no_space(request)
+            # A folder the server may not write to: the site's fault, told
+            # to its logs with the path; the client gets a plain message.
+            logger.exception("slowjobs: could not store an upload")
+            return cannot_store(request)
         if getattr(request, "slowjobs_upload_too_large", False):
             return too_large(request)
         return response

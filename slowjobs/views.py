@@ -30,6 +30,8 @@ from . import jobfiles
 from .access import CANCEL_ANY, get_visible_job, may_view_any
 from .cancel import CancelOutcome, cancel
 from .csrf import csrf_protect_sessions
+from .errors import json_errors
+from .jobkeys import key_query
 from .models import Job, JobStatus
 from .responses import database_outage_as_503, wants_json
 from .running import get_running
@@ -60,7 +62,11 @@ def _current_status(request: HttpRequest, ticket: str) -> dict[str, Any]:
 
 
 def _row_status(request: HttpRequest, job: Job) -> dict[str, Any]:
-    payload = row_payload(job, with_traceback=may_view_any(request))
+    payload = row_payload(
+        job,
+        with_traceback=may_view_any(request),
+        key_query=key_query(request, job.pk),
+    )
     if payload["status"] == JobStatus.QUEUED:
         # Its start is written just after it starts: a job running in this
         # very process may still read queued in its row.
@@ -72,6 +78,7 @@ def _row_status(request: HttpRequest, job: Job) -> dict[str, Any]:
     return payload
 
 
+@json_errors
 @never_cache
 @database_outage_as_503
 @safe_methods_only
@@ -89,6 +96,7 @@ CANCEL_DETAILS = {
 }
 
 
+@json_errors
 @never_cache
 @database_outage_as_503
 @require_POST
@@ -104,7 +112,8 @@ def job_cancel(request: HttpRequest, ticket: str) -> HttpResponse:
         else cancel(job.pk, using=job._state.db or "default")
     )
     if not wants_json(request):  # the status page's button
-        return HttpResponseRedirect(reverse("slowjobs:page", args=[job.pk]), status=303)
+        page = reverse("slowjobs:page", args=[job.pk]) + key_query(request, job.pk)
+        return HttpResponseRedirect(page, status=303)
     now = Job.objects.using(job._state.db or "default").filter(pk=job.pk).first()
     if now is None:  # deleted meanwhile (a finished job, by the admin)
         return _not_found()
@@ -139,12 +148,14 @@ def _timing(job: Job) -> tuple[str, str]:
     return _duration(elapsed), _duration(left)
 
 
+@json_errors
 @never_cache
 @database_outage_as_503
 @safe_methods_only
 def job_page(request: HttpRequest, ticket: str) -> HttpResponse:
     job = get_visible_job(request, ticket)
-    status = row_payload(job, with_traceback=may_view_any(request))
+    query = key_query(request, job.pk)
+    status = row_payload(job, with_traceback=may_view_any(request), key_query=query)
     job.status = status["status"]  # shown as the JSON says (never saved)
     elapsed, eta = _timing(job)
     return render(
@@ -156,11 +167,14 @@ def job_page(request: HttpRequest, ticket: str) -> HttpResponse:
             "elapsed": elapsed,
             "eta": eta,
             "result_json": json.dumps(status["result"], indent=2),
+            # A visitor who came with the job's key keeps it in every link.
+            "key_query": query,
             "status_labels": {value: str(label) for value, label in JobStatus.choices},
         },
     )
 
 
+@json_errors
 @never_cache
 @database_outage_as_503
 @safe_methods_only

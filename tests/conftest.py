@@ -43,10 +43,12 @@ def _fresh_executor(request: pytest.FixtureRequest) -> Iterator[None]:
     shutdown(timeout=10)
     reopen()
     yield
-    for event in tasks.gates.values():
+    tasks.all_open.set()
+    for event in list(tasks.gates.values()):
         event.set()
     assert shutdown(timeout=30).drained, "job threads did not end"
     reopen()
+    tasks.all_open.clear()
     tasks.gates.clear()
     tasks.seen.clear()
     reset_store()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import http.client
 import http.cookiejar
 import json
 import time
@@ -23,14 +25,26 @@ class Reply:
 
 
 class HttpClient:
+    """``source`` binds the client's end to a loopback address (127.0.0.2,
+    127.0.0.3...), so that a server sees several clients on one machine;
+    ``keep_cookies=False`` is a client that never sends a cookie back."""
+
     def __init__(
-        self, base_url: str, cookies: http.cookiejar.CookieJar | None = None
+        self,
+        base_url: str,
+        cookies: http.cookiejar.CookieJar | None = None,
+        *,
+        source: str | None = None,
+        keep_cookies: bool = True,
     ) -> None:
         self.base_url = base_url
         self.cookies = cookies if cookies is not None else http.cookiejar.CookieJar()
-        self._opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(self.cookies), _NoRedirect()
-        )
+        handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
+        if keep_cookies:
+            handlers.append(urllib.request.HTTPCookieProcessor(self.cookies))
+        if source is not None:
+            handlers.append(_BoundHandler(source))
+        self._opener = urllib.request.build_opener(*handlers)
 
     def request(
         self,
@@ -83,6 +97,20 @@ class HttpClient:
             if body["status"] in statuses or time.monotonic() > deadline:
                 return body
             time.sleep(0.05)
+
+
+class _BoundHandler(urllib.request.HTTPHandler):
+    def __init__(self, source: str) -> None:
+        super().__init__()
+        self.source = source
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(
+            functools.partial(
+                http.client.HTTPConnection, source_address=(self.source, 0)
+            ),
+            req,
+        )
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -17,8 +17,16 @@ gates: dict[str, threading.Event] = {}
 seen: dict[str, object] = {}
 
 
+# Set while a test ends: gates made from then on are open from the start
+# (a job still queued when the test's gates were opened).
+all_open = threading.Event()
+
+
 def gate(name: str) -> threading.Event:
-    return gates.setdefault(name, threading.Event())
+    event = gates.setdefault(name, threading.Event())
+    if all_open.is_set():
+        event.set()
+    return event
 
 
 @task
@@ -328,3 +336,20 @@ def break_the_protocol() -> None:
 
     os.write(int(sys.argv[1]), b"this is not a message\n")
     time.sleep(30)
+
+
+@task(cost=3)
+def costly_wait(name: str) -> str:
+    if not gate(name).wait(timeout=30):
+        raise TimeoutError(f"gate {name!r} never opened")
+    return name
+
+
+@task(concurrency=1, concurrency_key=lambda shop, name: shop)  # type: ignore[call-overload, untyped-decorator]
+def one_per_shop(shop: str, name: str) -> str:
+    order = seen.setdefault("started", [])
+    assert isinstance(order, list)
+    order.append(name)
+    if not gate(name).wait(timeout=30):
+        raise TimeoutError(f"gate {name!r} never opened")
+    return name

@@ -6,6 +6,7 @@ import io
 import pytest
 from django.test import Client, override_settings
 
+from slowjobs.jobkeys import key_for
 from slowjobs.models import Job
 from tests import tasks
 
@@ -19,8 +20,10 @@ def test_api_client_gets_202_with_ticket_and_location(client, finished):
     assert response.status_code == 202
     body = response.json()
     assert set(body) == {"ticket", "status_url", "page_url"}
-    assert body["status_url"] == f"http://testserver/jobs/{body['ticket']}/status"
-    assert body["page_url"] == f"http://testserver/jobs/{body['ticket']}/"
+    key = key_for(body["ticket"])
+    base = f"http://testserver/jobs/{body['ticket']}"
+    assert body["status_url"] == f"{base}/status?key={key}"
+    assert body["page_url"] == f"{base}/?key={key}"
     assert response["Location"] == body["status_url"]
     finished.wait(body["ticket"])
     status = client.get(body["status_url"]).json()

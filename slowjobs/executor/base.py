@@ -110,12 +110,31 @@ class Executor(ABC):
             self.jobs_done += 1
             slot.release()
 
-    def start(self, slot: Slot, work: Work, *, priority: int = 0) -> None:
-        """Run ``work`` on ``slot``; the slot is released when it ends."""
-        self._start(slot, work, priority)
+    def start(
+        self,
+        slot: Slot,
+        work: Work,
+        *,
+        priority: int = 0,
+        lane: str = "",
+        limit: tuple[str, int] | None = None,
+    ) -> None:
+        """Run ``work`` on ``slot``; the slot is released when it ends.
+
+        ``lane`` names the submitter, whose jobs take turns with others';
+        ``limit`` is (key, n): at most n jobs with that key run at once.
+        """
+        self._start(slot, work, priority, lane, limit)
 
     @abstractmethod
-    def _start(self, slot: Slot, work: Work, priority: int) -> None: ...
+    def _start(
+        self,
+        slot: Slot,
+        work: Work,
+        priority: int,
+        lane: str,
+        limit: tuple[str, int] | None,
+    ) -> None: ...
 
     def refuse_new(self) -> None:
         """From now on ``reserve`` raises ExecutorShutDown (503)."""

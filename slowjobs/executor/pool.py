@@ -1,28 +1,24 @@
-"""``pool`` mode: a bounded, priority-ordered queue drained by N threads.
+"""``pool`` mode: a bounded queue drained by N threads, in a fair order.
 
 Threads start lazily, one more only when none is idle, so a process that never
 runs a job never starts a thread (and nothing runs before a fork).
 
-The queue is a heap (the order) plus a ``SimpleQueue`` of wake-up tokens, one
-per item: waking a worker through the C-level queue costs a fraction of
-``queue.PriorityQueue``'s condition variables, on every job.
+The order is a ``FairQueue`` (priority, then submitters in turn); a
+``SimpleQueue`` of wake-up tokens wakes the threads, one token per job put
+and one more each time a job ends while others wait (one of them may have
+been held back by its submitter's or its task's bound): waking a worker
+through the C-level queue costs a fraction of a condition variable's wake.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import queue
 import threading
 
 from .. import conf, dbhygiene
 from ..niceness import lower_this_thread
 from .base import Executor, Slot, Work
-
-_Item = tuple[float, int, Slot | None, Work | None]
-
-# Sorts after every job, so a stop request lets queued work start first.
-_STOP: _Item = (float("inf"), 0, None, None)
+from .fairqueue import Entry, FairQueue, Limit
 
 
 class PoolExecutor(Executor):
@@ -35,6 +31,7 @@ class PoolExecutor(Executor):
         queue_size: int,
         submit_timeout: float,
         retry_after: int,
+        running_per_submitter: int | None = None,
     ) -> None:
         super().__init__(
             capacity=workers + queue_size,
@@ -42,11 +39,12 @@ class PoolExecutor(Executor):
             retry_after=retry_after,
         )
         self.workers = workers
-        # Guards _heap; each item put also puts one token in _tokens.
-        self._heap_lock = threading.Lock()
-        self._heap: list[_Item] = []
+        # Guards _queue and _stops; each job put also puts one token.
+        self._lock = threading.Lock()
+        self._queue = FairQueue(running_per_lane=running_per_submitter or workers)
+        # Threads asked to stop once no queued job may start.
+        self._stops = 0
         self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
-        self._order = itertools.count()
         # Guards _threads; _idle counts threads waiting for work.
         self._threads_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -54,22 +52,27 @@ class PoolExecutor(Executor):
 
     @property
     def queue_depth(self) -> int:
-        return len(self._heap)
+        return len(self._queue)
 
-    def _put(self, item: _Item) -> None:
-        with self._heap_lock:
-            heapq.heappush(self._heap, item)
-        self._tokens.put(None)
-
-    def _get(self) -> _Item:
+    def _get(self) -> Entry | None:
+        """The next job this thread runs, or None: stop."""
         while True:
             self._tokens.get()
-            with self._heap_lock:
-                if self._heap:  # else take_pending took its item: wait again
-                    return heapq.heappop(self._heap)
+            with self._lock:
+                entry = self._queue.take()
+                if entry is not None:
+                    return entry
+                if self._stops:
+                    self._stops -= 1
+                    return None
+            # Nothing may start yet (or take_pending took it): wait again.
 
-    def _start(self, slot: Slot, work: Work, priority: int) -> None:
-        self._put((-priority, next(self._order), slot, work))
+    def _start(
+        self, slot: Slot, work: Work, priority: int, lane: str, limit: Limit | None
+    ) -> None:
+        with self._lock:
+            self._queue.put(Entry(slot, work, lane, limit), priority)
+        self._tokens.put(None)
         if self._idle.acquire(blocking=False):
             return
         with self._threads_lock:
@@ -83,35 +86,38 @@ class PoolExecutor(Executor):
                 thread.start()
 
     def take_pending(self) -> list[Work]:
-        with self._heap_lock:
-            items, self._heap = self._heap, []
-        taken: list[Work] = []
-        for item in sorted(items):
-            _, _, slot, work = item
-            if slot is None or work is None:
-                with self._heap_lock:
-                    heapq.heappush(self._heap, item)  # keep stop requests
-                continue
-            slot.release()  # its token stays: a worker wakes, finds nothing
-            taken.append(work)
-        return taken
+        with self._lock:
+            entries = self._queue.drain()
+        for entry in entries:
+            entry.slot.release()  # its token stays: a worker wakes, finds nothing
+        return [entry.work for entry in entries]
 
     def _work_loop(self) -> None:
         lower_this_thread(conf.get().thread_niceness)
         try:
             while True:
-                _, _, slot, work = self._get()
-                if slot is None or work is None:
+                entry = self._get()
+                if entry is None:
                     return
-                self._run(slot, work)
+                try:
+                    self._run(entry.slot, entry.work)
+                finally:
+                    with self._lock:
+                        self._queue.done(entry)
+                        waiting = len(self._queue)
+                    if waiting:
+                        self._tokens.put(None)
                 self._idle.release()
         finally:
             dbhygiene.at_thread_exit()
 
     def _stop_threads(self) -> None:
         with self._threads_lock:
-            for _ in self._threads:
-                self._put(_STOP)
+            count = len(self._threads)
+        with self._lock:
+            self._stops += count
+        for _ in range(count):
+            self._tokens.put(None)
 
     def _threads_to_join(self) -> list[threading.Thread]:
         with self._threads_lock:

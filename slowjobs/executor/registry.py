@@ -36,6 +36,7 @@ def _build(settings: conf.SlowjobsSettings) -> Executor:
         queue_size=settings.queue_size,
         submit_timeout=settings.submit_timeout,
         retry_after=settings.retry_after,
+        running_per_submitter=settings.running_per_submitter(settings.workers),
     )
 
 

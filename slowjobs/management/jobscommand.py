@@ -37,11 +37,13 @@ class JobsCommand(BaseCommand):
     def start_pool(self, workers: int | None, *, queue_size: int) -> PoolExecutor:
         """This process's executor, and its record as a live job runner."""
         settings = conf.get()
+        workers = workers or settings.workers
         executor = PoolExecutor(
-            workers=workers or settings.workers,
+            workers=workers,
             queue_size=queue_size,
             submit_timeout=0,
             retry_after=settings.retry_after,
+            running_per_submitter=settings.running_per_submitter(workers),
         )
         install_executor(executor)
         lifecycle.start(adopt=False)

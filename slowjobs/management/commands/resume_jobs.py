@@ -17,7 +17,7 @@ from slowjobs.liveness import Silence, gone_owners
 from slowjobs.management.jobscommand import JobsCommand
 from slowjobs.models import Job, JobStatus, WorkerProcess
 from slowjobs.orphans import orphaned
-from slowjobs.runner import JobWork, spec_from_job
+from slowjobs.runner import spec_from_job, start_on
 from slowjobs.tasksapi import task_finished
 
 
@@ -128,10 +128,8 @@ class Command(JobsCommand):
                     self.stdout.write(f"  {job.pk} {job.task_path}: {job.status}")
                 for job in batch.runnable:
                     tickets.add(str(job.pk))
-                    executor.start(
-                        executor.force_slot(),
-                        JobWork(spec_from_job(job)),
-                        priority=job.priority,
+                    start_on(
+                        executor.force_slot(), spec_from_job(job), priority=job.priority
                     )
                 with finished:
                     if not len(batch) and not executor.used:
