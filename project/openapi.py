@@ -22,7 +22,9 @@ ACCEPTED = {
                 "page_url": {"type": "string"},
             },
         },
-        "Accepted: the job is queued; poll status_url.",
+        "Accepted: the job is queued; poll status_url. status_url and "
+        "page_url carry the job's key (?key=...), the credential of a client "
+        "that keeps no cookies.",
     ),
     "headers": {"Location": {"required": True, "schema": {"type": "string"}}},
 }
@@ -44,7 +46,18 @@ SEE_PAGE = {
     "description": "A browser form: see the job's page.",
     "headers": {"Location": {"required": True, "schema": {"type": "string"}}},
 }
-FORBIDDEN = {"description": "A session cookie without a CSRF token."}
+FORBIDDEN = {
+    "description": "A browser POST from another site (Sec-Fetch-Site or "
+    "Origin), or a session cookie without a CSRF token.",
+    "content": {
+        "application/json": {"schema": ERROR},
+        "text/html": {"schema": {"type": "string"}},
+        "text/plain": {"schema": {"type": "string"}},
+    },
+}
+LENGTH_REQUIRED = json_body(
+    ERROR, "The body was sent chunked: send it with a Content-Length."
+)
 FULL = retry_later("The executor is full (or the database is away): retry later.")
 OVER_CAP = retry_later(
     "This submitter (user, session or client address) has as many unfinished "
@@ -71,6 +84,7 @@ def _submit(
                 "303": SEE_PAGE,
                 "400": INVALID,
                 "403": FORBIDDEN,
+                "411": LENGTH_REQUIRED,
                 "429": OVER_CAP,
                 "503": FULL,
             },
@@ -104,10 +118,15 @@ def demo_paths() -> dict[str, Any]:
     )
     limit = conf.get().max_upload_mb
     checksum["post"]["responses"]["413"] = json_body(
-        ERROR, f"The upload is larger than SLOWJOBS_MAX_UPLOAD_MB ({limit} MB)."
+        ERROR,
+        f"The upload is larger than SLOWJOBS_MAX_UPLOAD_MB ({limit} MB), or "
+        "would take the submitter's kept uploads past SLOWJOBS_UPLOAD_QUOTA_MB "
+        '("limit": "upload_quota").',
     )
     checksum["post"]["responses"]["507"] = json_body(
-        ERROR, "No room on the server's disk for the upload; nothing was kept."
+        ERROR,
+        "No room on the server's disk for the upload, or the uploads of all "
+        "would pass SLOWJOBS_UPLOAD_TOTAL_MB; nothing was kept.",
     )
     return {"/demo/report/": report, "/demo/checksum/": checksum}
 

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from slowjobs import conf
 from slowjobs.csrf import csrf_protect_sessions
 from slowjobs.errors import json_errors
-from slowjobs.jobfiles import attach_input_file
+from slowjobs.jobfiles import job_input
 from slowjobs.responses import invalid, submit, wants_json
 from slowjobs.uploads import (
     keep_upload,
@@ -65,12 +65,10 @@ def submit_checksum(request: HttpRequest) -> HttpResponse:
             )
         return _home(request, 400, checksum_form=form)
     name = keep_upload(form.cleaned_data["file"])
-    response = submit(request, checksum_file, name)
-    ticket = _ticket_of(response)
-    if ticket is None:  # refused: the upload is not kept
+    with job_input(name):  # removed when the job ends
+        response = submit(request, checksum_file, name)
+    if _ticket_of(response) is None:  # refused: the upload is not kept
         remove_stored(name)
-    else:
-        attach_input_file(ticket, name)
     return response
 
 

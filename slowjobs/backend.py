@@ -29,6 +29,7 @@ Notes:
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -48,8 +49,9 @@ from django.db import (
 )
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
+from django.utils.translation import gettext
 
-from . import admission, checks, conf, lifecycle, scheduler
+from . import admission, checks, conf, jobfiles, lifecycle, scheduler
 from .exceptions import DatabaseUnavailable, EnqueueRefused, OverLimit
 from .executor import Slot, get_executor
 from .jobsql import statements_for
@@ -72,6 +74,8 @@ from .tasksapi import (
     task_enqueued,
 )
 from .writelock import sqlite_write_turn
+
+logger = logging.getLogger("slowjobs.backend")
 
 # Tries at a unique key whose holder keeps finishing just before the look-up.
 P = ParamSpec("P")
@@ -187,6 +191,7 @@ class SlowJobsBackend(BaseTaskBackend):
             submitter_user=submitter.user_id,
             submitter_session=submitter.session_key,
             submitter_address=submitter.address,
+            input_file=row.get("input_file", ""),
         )
         if in_transaction:
             start = partial(
@@ -225,6 +230,9 @@ class SlowJobsBackend(BaseTaskBackend):
             row["submitter_address"] = submitter.address
         if (cost := cost_of(task)) != 1:
             row["cost"] = cost
+        if name := jobfiles.pending_input():
+            row["input_file"] = name
+            row["input_size"] = jobfiles.size_of(name)
         return row
 
     def _defer(
@@ -304,8 +312,11 @@ def _refuse_if_unavailable(
 ) -> None:
     """A database that does not answer is a refusal to retry, not a crash."""
     if isinstance(exc, OperationalError | InterfaceError):
+        # The driver's text (hosts, ports, paths) is for the logs, not for
+        # the client that reads the refusal.
+        logger.warning("slowjobs: could not record a job: %s", exc)
         refusal = DatabaseUnavailable(
-            f"The job could not be recorded: the database did not answer ({exc}).",
+            gettext("The job could not be recorded: the database did not answer."),
             retry_after=conf.get().retry_after,
         )
         _announce_refusal(sender, task, refusal)

@@ -12,9 +12,12 @@ from __future__ import annotations
 import enum
 import uuid
 
+from django.db.models import QuerySet
 from django.dispatch import Signal
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
+from . import jobfiles
 from .models import Job, JobStatus
 from .progress import get_store
 from .progress.base import cancel_key
@@ -49,6 +52,7 @@ def cancel(ticket: uuid.UUID, using: str = "default") -> CancelOutcome:
         error_message=CANCELLED_BEFORE_START,
     ):
         outcome = CancelOutcome.CANCELLED
+        _remove_input(jobs, ticket)
     elif jobs.filter(
         pk=ticket, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
     ).update(cancel_requested=True):
@@ -59,3 +63,17 @@ def cancel(ticket: uuid.UUID, using: str = "default") -> CancelOutcome:
         running_here.cancel_requested = True
     cancel_requested.send(sender=Job, ticket=ticket, outcome=outcome)
     return outcome
+
+
+def _remove_input(jobs: QuerySet[Job], ticket: uuid.UUID) -> None:
+    """A job cancelled before it started has no more use for its upload."""
+    job = jobs.only("task_path", "input_file").filter(pk=ticket).first()
+    if job is None or not job.input_file:
+        return
+    try:
+        keep = bool(getattr(import_string(job.task_path), "keep_input", False))
+    except ImportError:
+        keep = False
+    if not keep:
+        jobfiles.remove_stored(job.input_file)
+        jobs.filter(pk=ticket).update(input_file="", input_size=0)

@@ -173,6 +173,8 @@ class Job(models.Model):
     result_file = models.CharField(
         _("result file"), max_length=500, blank=True, db_default=""
     )
+    # Bytes of the input file, for the upload quotas; 0 once it is removed.
+    input_size = models.BigIntegerField(_("input size"), default=0, db_default=0)
 
     objects = JobQuerySet.as_manager()
 
@@ -204,6 +206,12 @@ class Job(models.Model):
                 condition=models.Q(finished_at__isnull=True)
                 & ~models.Q(submitter_session=""),
                 name="slowjobs_unfinished_session",
+            ),
+            # The upload quotas sum the sizes of kept inputs: few rows.
+            models.Index(
+                fields=["input_size"],
+                condition=~models.Q(input_file=""),
+                name="slowjobs_kept_inputs",
             ),
             models.Index(
                 fields=["submitter_address"],

@@ -101,6 +101,22 @@ TICKET = {
 }
 
 
+KEY = {
+    "name": "key",
+    "in": "query",
+    "required": False,
+    "description": "The job's own key, as given in the 202's status_url and "
+    "page_url: it lets a client without the submitter's session (or any "
+    "cookie) read, cancel and download that one job.",
+    "schema": {"type": "string"},
+}
+FORBIDDEN = json_body(
+    ERROR,
+    "A browser POST from another site (Sec-Fetch-Site or Origin), or a session "
+    "cookie without a CSRF token.",
+)
+
+
 def _path(name: str) -> str:
     return reverse(f"slowjobs:{name}", args=[TICKET_PLACEHOLDER]).replace(
         TICKET_PLACEHOLDER, "{ticket}"
@@ -114,7 +130,7 @@ def job_paths() -> dict[str, Any]:
             "get": {
                 "operationId": "jobStatus",
                 "summary": "A job's status, progress and outcome.",
-                "parameters": [TICKET],
+                "parameters": [TICKET, KEY],
                 "responses": {
                     "200": json_body(JOB_STATUS, "The job as its submitter sees it."),
                     "404": NOT_FOUND,
@@ -126,11 +142,12 @@ def job_paths() -> dict[str, Any]:
             "post": {
                 "operationId": "cancelJob",
                 "summary": "Cancel a queued job, or ask a running one to stop.",
-                "description": "CSRF-protected when the session cookie is sent.",
-                "parameters": [TICKET],
+                "description": "CSRF-protected when the session cookie is "
+                "sent; refused (403) from a page of another site.",
+                "parameters": [TICKET, KEY],
                 "responses": {
                     "202": json_body(JOB_STATUS, "The status after the request."),
-                    "403": {"description": "A session cookie without a CSRF token."},
+                    "403": FORBIDDEN,
                     "404": NOT_FOUND,
                     "503": UNAVAILABLE,
                 },
@@ -140,7 +157,7 @@ def job_paths() -> dict[str, Any]:
             "get": {
                 "operationId": "jobResult",
                 "summary": "The job's result file, as a download.",
-                "parameters": [TICKET],
+                "parameters": [TICKET, KEY],
                 "responses": {
                     "200": {
                         "description": "The file.",

@@ -20,7 +20,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from . import dbhygiene, scheduler
+from . import dbhygiene, jobfiles, scheduler
 from .calling import INTERRUPTED, Outcome, call_task
 from .cancel import CANCELLED_BEFORE_START, CANCELLED_CLASS
 from .executor.base import Slot
@@ -72,6 +72,7 @@ class JobSpec:
     submitter_user: Any = None
     submitter_session: str = ""
     submitter_address: str = ""
+    input_file: str = ""
     checkpoint: Any = None
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -155,10 +156,34 @@ def _announce_finish(
             )
             return
         final = result_from_job(row, spec.task)
+    if rows:
+        _remove_files(spec, final.status)
     if job is not None:
         job.finished()
     with about_job(spec.ticket):
         task_finished.send(sender=spec.sender, task_result=final)
+
+
+def _keeps_input(spec: JobSpec) -> bool:
+    return bool(getattr(spec.task, "keep_input", False))
+
+
+def _files_at_end(spec: JobSpec, status: str) -> dict[str, Any]:
+    """Row changes for the files a job's end removes (see slowjobs.jobfiles)."""
+    changes: dict[str, Any] = {}
+    if spec.input_file and not _keeps_input(spec):
+        changes.update(input_file="", input_size=0)
+    if status != JobStatus.SUCCEEDED:
+        changes["result_file"] = ""
+    return changes
+
+
+def _remove_files(spec: JobSpec, status: TaskResultStatus) -> None:
+    """Once the end is written: the input, and a failed job's partial results."""
+    if spec.input_file and not _keeps_input(spec):
+        jobfiles.remove_stored(spec.input_file)
+    if status != TaskResultStatus.SUCCESSFUL:
+        jobfiles.remove_results(spec.ticket)
 
 
 def run_job(spec: JobSpec) -> None:
@@ -182,6 +207,7 @@ def run_job(spec: JobSpec) -> None:
                 "finished_at": started,
                 "error_class": CANCELLED_CLASS,
                 "error_message": CANCELLED_BEFORE_START,
+                **_files_at_end(spec, JobStatus.CANCELLED),
             },
             on_written=partial(_announce_finish, spec, cancelled, None),
         )
@@ -286,7 +312,12 @@ def run_job(spec: JobSpec) -> None:
             # empty already; a later one clears what an earlier one left.
             **(job.progress_fields() if job.reported or attempt > 1 else {}),
             **{k: v for k, v in fields.items() if v is not None},
-            **({"result_file": job.result_file} if job.result_file else {}),
+            **(
+                {"result_file": job.result_file}
+                if job.result_file and status == JobStatus.SUCCEEDED
+                else {}
+            ),
+            **_files_at_end(spec, status),
         },
         on_written=partial(_announce_finish, spec, final, job),
     )
@@ -393,6 +424,7 @@ def spec_from_job(job: Job, sender: type = object) -> JobSpec:
         submitter_user=job.submitted_by_id,
         submitter_session=job.submitter_session,
         submitter_address=job.submitter_address,
+        input_file=job.input_file,
         checkpoint=job.checkpoint,
         history=list(job.history),
     )

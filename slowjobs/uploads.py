@@ -20,7 +20,6 @@ import errno
 import logging
 import os
 import re
-import shutil
 import uuid
 from collections.abc import Callable
 from functools import wraps
@@ -33,11 +32,16 @@ from django.core.files.uploadhandler import (
     StopUpload,
     TemporaryFileUploadHandler,
 )
+from django.db import InterfaceError, OperationalError
+from django.db.models import Q, Sum
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.utils.translation import gettext
 
 from . import conf, jobfiles
-from .responses import wants_json
+from .jobfiles import remove_stored as remove_stored  # where it used to be
+from .models import Job
+from .responses import unavailable, wants_json
+from .submitter import Submitter, submitter_of
 
 View = Callable[..., HttpResponseBase]
 logger = logging.getLogger("slowjobs.uploads")
@@ -80,8 +84,11 @@ def cannot_store(request: HttpRequest) -> HttpResponse:
     message = gettext(
         "The server cannot store uploads just now; nothing was kept. Try again later."
     )
+    retry_after = conf.get().retry_after
     if wants_json(request):
-        response: HttpResponse = JsonResponse({"error": message}, status=503)
+        response: HttpResponse = JsonResponse(
+            {"error": message, "retry_after": retry_after}, status=503
+        )
     else:
         response = HttpResponse(
             message, status=503, content_type="text/plain; charset=utf-8"
@@ -91,6 +98,7 @@ def cannot_store(request: HttpRequest) -> HttpResponse:
 
 
 def no_space(request: HttpRequest) -> HttpResponse:
+    """``507``: the disk is full, or so are the uploads all may keep."""
     message = gettext(
         "The server has no room to store this upload right now; "
         "nothing was kept. Try again later."
@@ -147,6 +155,68 @@ def require_length(view: View) -> View:
     return wrapper
 
 
+MIB = 1024 * 1024
+
+
+def over_quota(request: HttpRequest, declared: int) -> HttpResponse | None:
+    """``507`` when the kept uploads of all would pass ``SLOWJOBS_UPLOAD_TOTAL_MB``,
+    ``413`` when the submitter's would pass ``SLOWJOBS_UPLOAD_QUOTA_MB``.
+
+    Checked against the declared length, before the body is read: a refused
+    upload costs no disk.  Kept uploads are the inputs of unfinished jobs
+    (and of finished ones whose task keeps them).
+    """
+    settings = conf.get()
+    kept = Job.objects.exclude(input_file="")
+    try:
+        if settings.upload_total_mb:
+            total = kept.aggregate(n=Sum("input_size"))["n"] or 0
+            if total + declared > settings.upload_total_mb * MIB:
+                return no_space(request)
+        if not settings.upload_quota_mb:
+            return None
+        whose = _whose_uploads(submitter_of(request, create_session=False))
+        if whose is None:
+            return None
+        mine = kept.filter(whose).aggregate(n=Sum("input_size"))["n"] or 0
+    except (OperationalError, InterfaceError):
+        return unavailable(request, settings.retry_after)
+    if mine + declared <= settings.upload_quota_mb * MIB:
+        return None
+    message = gettext(
+        "Your unfinished jobs hold %(held)d MB of uploads; with this one that "
+        "would pass the %(quota)d MB one visitor may keep. Wait for a job to "
+        "finish, or cancel one."
+    ) % {"held": round(mine / MIB), "quota": settings.upload_quota_mb}
+    if wants_json(request):
+        response: HttpResponse = JsonResponse(
+            {
+                "error": message,
+                "limit": "upload_quota",
+                "quota_mb": settings.upload_quota_mb,
+            },
+            status=413,
+        )
+    else:
+        response = HttpResponse(
+            message, status=413, content_type="text/plain; charset=utf-8"
+        )
+    response["Retry-After"] = str(settings.retry_after)
+    return response
+
+
+def _whose_uploads(submitter: Submitter) -> Q | None:
+    """A signed-in user's uploads; an anonymous visitor's by address (a new
+    session costs nothing), or by session where there is no address."""
+    if submitter.user_id is not None:
+        return Q(submitted_by_id=submitter.user_id)
+    if submitter.address:
+        return Q(submitter_address=submitter.address, submitted_by__isnull=True)
+    if submitter.session_key:
+        return Q(submitter_session=submitter.session_key)
+    return None
+
+
 def limit_upload_size(view: View) -> View:
     """Answer 413 for an upload over the limit, before reading its body
     (and 411 for one sent chunked, with no length to check)."""
@@ -163,6 +233,9 @@ def limit_upload_size(view: View) -> View:
         # The form's other fields and the multipart framing take a little.
         if declared > max_upload_bytes() + 64 * 1024:
             return too_large(request)
+        refusal = over_quota(request, declared)
+        if refusal is not None:
+            return refusal
         request.upload_handlers = [
             SizeLimitHandler(request),
             TemporaryFileUploadHandler(request),
@@ -203,13 +276,3 @@ def keep_upload(upload: UploadedFile) -> str:  # type: ignore[type-arg]
         for chunk in upload.chunks(1024 * 1024):
             out.write(chunk)
     return str(destination.relative_to(jobfiles.root()))
-
-
-def remove_stored(name: str) -> None:
-    """Delete a stored file and its per-upload folder."""
-    path = jobfiles.resolve(name)
-    if path is None:
-        return
-    path.unlink(missing_ok=True)
-    if path.parent != jobfiles.root() and not any(path.parent.iterdir()):
-        shutil.rmtree(path.parent, ignore_errors=True)

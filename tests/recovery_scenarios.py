@@ -83,10 +83,11 @@ ROOM = {"SLOWJOBS_WORKERS": str(JOBS)}
 def submit_reports(
     url: str, count: int = JOBS, *, rows: int = ROWS, row_ms: int = ROW_MS
 ) -> list[str]:
-    """Submit ``count`` report jobs over HTTP, as an API client does."""
-    client = HttpClient(url)
+    """Submit ``count`` report jobs over HTTP, as API clients do: one each,
+    from addresses of their own (one client's jobs would take turns)."""
     tickets = []
-    for _ in range(count):
+    for index in range(count):
+        client = HttpClient(url, source=f"127.0.0.{20 + index}")
         reply = client.post(
             "/demo/report/",
             {"rows": rows, "row_ms": row_ms},

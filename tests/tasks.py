@@ -353,3 +353,26 @@ def one_per_shop(shop: str, name: str) -> str:
     if not gate(name).wait(timeout=30):
         raise TimeoutError(f"gate {name!r} never opened")
     return name
+
+
+@task(keep_input=True)
+def read_and_keep(name: str) -> int:
+    from slowjobs import jobfiles
+
+    path = jobfiles.resolve(name)
+    assert path is not None
+    return len(path.read_bytes())
+
+
+@task(takes_context=True)  # type: ignore[arg-type]
+def write_part_then(context, how: str) -> None:
+    from slowjobs import jobfiles
+
+    path = jobfiles.result_path(context.task_result.id, ".part.csv")
+    path.write_text("row\n1\n")
+    seen["part"] = str(path)
+    if how == "fail":
+        raise ValueError("halfway")
+    for _ in range(3000):  # until cancelled
+        context.check_cancelled()
+        time.sleep(0.01)

@@ -202,3 +202,55 @@ def test_a_jobs_page_tells_of_its_servers_crash_and_goes_on_to_success(
             stop(restarted.process)
     finally:
         context.close()
+
+
+ATTACK_PAGE = """<!doctype html>
+<form id="attack" method="post" action="{target}/demo/report/">
+  <input name="rows" value="100000"><input name="row_ms" value="10000">
+</form>
+<script>document.getElementById("attack").submit();</script>
+"""
+
+
+@pytest.fixture
+def attacker_site(gunicorn) -> Iterator[str]:
+    """A page on another site (localhost, not 127.0.0.1, and another port)
+    that submits a form to the demo as soon as it loads."""
+    import http.server
+    import threading
+
+    page = ATTACK_PAGE.format(target=gunicorn.url).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://localhost:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_page_of_another_site_starts_no_job_and_keeps_the_visitor_s_session(
+    page, attacker_site
+):
+    from slowjobs.models import Job
+
+    start_report(page, 3, 0)
+    session = next(c for c in page.context.cookies() if c["name"] == "sessionid")
+    with page.expect_response(re.compile(r"/demo/report/$")) as answer:
+        page.goto(attacker_site)
+    assert answer.value.status == 403
+    assert "another site may not submit" in answer.value.text()
+    after = next(c for c in page.context.cookies() if c["name"] == "sessionid")
+    assert after["value"] == session["value"]
+    assert Job.objects.count() == 1  # the visitor's own report only

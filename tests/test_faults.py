@@ -23,6 +23,7 @@ import pytest
 from django.db import connection, connections
 from pymemcache.client.base import Client as MemcacheClient
 
+from slowjobs.models import Job as JobRow
 from slowjobs.progress.base import live_key
 from tests.conftest import start_gunicorn, stop
 from tests.figures import record
@@ -344,4 +345,9 @@ def test_an_upload_that_fills_the_disk_gets_507_and_the_service_goes_on(
         report_on_full_disk=filled["status"],
     )
     assert filled["status"] == "failed"
-    assert "No space left on device" in filled["error"]
+    # The owner reads a plain message; the row (for staff) has the OS's words.
+    assert filled["error"].startswith("The job stopped because of a problem")
+    assert (
+        "No space left on device"
+        in JobRow.objects.get(pk=report.json()["ticket"]).error_message
+    )

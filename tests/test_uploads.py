@@ -36,10 +36,13 @@ def test_an_upload_is_checksummed_by_a_job(client, finished):
         "file": "data_file_1_.txt",
     }
     assert (job.progress_current, job.progress_total) == (len(content), len(content))
-    # The upload is kept with its job (a resumed job still has it).
-    kept = jobfiles.resolve(job.input_file)
-    assert kept is not None
-    assert kept.read_bytes() == content
+    # The upload went with the job's end: nothing holds the disk (or the
+    # submitter's quota) for it any more.
+    assert (job.input_file, job.input_size) == ("", 0)
+    stored = jobfiles.resolve(job.args[0])
+    assert stored is not None
+    assert not stored.exists()
+    assert not stored.parent.exists()
     status = client.get(f"/jobs/{ticket}/status").json()
     assert status["result"]["sha256"] == hashlib.sha256(content).hexdigest()
 
