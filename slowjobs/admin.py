@@ -64,7 +64,13 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "run_time",
     )
     list_filter = ("status", "task_path", ("enqueued_at", admin.DateFieldListFilter))
-    search_fields = ("=id", "task_path", "submitted_by__username", "=submitter_session")
+    search_fields = (
+        "=id",
+        "task_path",
+        "submitted_by__username",
+        "=submitter_session",
+        "=submitter_address",
+    )
     list_select_related = ("submitted_by",)
     list_per_page = 50
     show_full_result_count = False  # no COUNT(*) over every job on each page
@@ -105,7 +111,16 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         ),
         (
             _("Submitted by"),
-            {"fields": ["submitted_by", "session_display", "input_file"]},
+            {
+                "fields": [
+                    "submitted_by",
+                    "session_display",
+                    "submitter_address",
+                    "input_file",
+                    "input_size",
+                    "cost",
+                ]
+            },
         ),
         (
             _("Queue"),
@@ -153,7 +168,10 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if job.submitted_by is not None:
             return str(job.submitted_by)
         digest = session_digest(job.submitter_session)
-        return f"session {digest[:8]}" if digest else "—"
+        who = f"session {digest[:8]}" if digest else ""
+        if job.submitter_address:
+            who = f"{who} ({job.submitter_address})" if who else job.submitter_address
+        return who or "—"
 
     @admin.display(description=_("submitter session"))
     def session_display(self, job: Job) -> str:

@@ -14,4 +14,6 @@ urlpatterns = [
     path("<str:ticket>/status", views.job_status, name="status"),
     path("<str:ticket>/cancel", views.job_cancel, name="cancel"),
     path("<str:ticket>/result", views.job_result, name="result"),
+    # Anything else under the mount: 404, as JSON to a JSON client too.
+    path("<path:rest>", views.no_such_page),
 ]

@@ -8,17 +8,19 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.http import (
     FileResponse,
     Http404,
     HttpRequest,
     HttpResponse,
+    HttpResponsePermanentRedirect,
     HttpResponseRedirect,
     JsonResponse,
 )
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
-from django.urls import reverse
+from django.urls import resolve, reverse
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -190,3 +192,15 @@ def job_result(request: HttpRequest, ticket: str) -> HttpResponseBase:
         filename=path.name,
         content_type=content_type,
     )
+
+
+@json_errors
+@csrf_exempt
+def no_such_page(request: HttpRequest, rest: str) -> HttpResponse:
+    """404 for anything else under the mount; ``/jobs/<ticket>`` still goes
+    to the page, as ``APPEND_SLASH`` would have sent it without this view."""
+    if settings.APPEND_SLASH and not request.path_info.endswith("/"):
+        match = resolve(request.path_info + "/")
+        if match.func is not no_such_page and request.method in ("GET", "HEAD"):
+            return HttpResponsePermanentRedirect(request.get_full_path(True))
+    raise Http404("No such page.")

@@ -182,3 +182,17 @@ def test_owners_read_a_plain_error_and_staff_the_real_one(django_user_model):
     assert client.get(f"/jobs/{job.pk}/status").json()["error"] == (
         "rows must be positive"
     )
+
+
+def test_an_unknown_url_under_the_jobs_is_a_json_404_for_json_clients():
+    for method in ("get", "post"):
+        answer = getattr(Client(), method)(
+            f"/jobs/{Job().pk}/nothing-here", headers=JSON
+        )
+        assert answer.status_code == 404
+        assert answer.json() == {"error": "No such job."}
+    assert Client().get("/jobs/x/y/z")["Content-Type"].startswith("text/html")
+    ticket = Job().pk
+    moved = Client().get(f"/jobs/{ticket}?key=k")
+    assert moved.status_code == 301
+    assert moved["Location"] == f"/jobs/{ticket}/?key=k"
