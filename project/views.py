@@ -9,14 +9,8 @@ from django.views.decorators.http import require_POST
 from slowjobs import conf
 from slowjobs.csrf import csrf_protect_sessions
 from slowjobs.errors import json_errors
-from slowjobs.jobfiles import job_input
 from slowjobs.responses import invalid, submit, wants_json
-from slowjobs.uploads import (
-    keep_upload,
-    limit_upload_size,
-    remove_stored,
-    require_length,
-)
+from slowjobs.uploads import keep_upload, limit_upload_size, require_length
 
 from .forms import ChecksumForm, ReportForm
 from .tasks import checksum_file, generate_report
@@ -65,12 +59,5 @@ def submit_checksum(request: HttpRequest) -> HttpResponse:
             )
         return _home(request, 400, checksum_form=form)
     name = keep_upload(form.cleaned_data["file"])
-    with job_input(name):  # removed when the job ends
-        response = submit(request, checksum_file, name)
-    if _ticket_of(response) is None:  # refused: the upload is not kept
-        remove_stored(name)
-    return response
-
-
-def _ticket_of(response: HttpResponse) -> str | None:
-    return getattr(response, "slowjobs_ticket", None)
+    # Its input: removed when the job ends (at once if it is refused).
+    return submit(request, checksum_file, name, input_file=name)

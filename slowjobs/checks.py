@@ -167,12 +167,9 @@ def check_store_shared_by_processes(
     from django.db import DatabaseError
 
     from .models import WorkerProcess
-    from .orphans import lease_cutoff
 
     try:
-        alive = WorkerProcess.objects.filter(
-            last_seen__gte=lease_cutoff(), stopping=False
-        ).count()
+        alive = WorkerProcess.objects.alive().count()
     except DatabaseError:
         return []  # not migrated yet: nothing runs
     return [local_store_warning(alive)] if alive > 1 else []

@@ -78,9 +78,7 @@ def owner_is_alive(
         return True
     cutoff = timezone.now() - timedelta(seconds=conf.get().lease)
     if heartbeat_at is None or heartbeat_at < cutoff:
-        heard = WorkerProcess.objects.using(using).filter(
-            id=owner, last_seen__gte=cutoff, stopping=False
-        )
+        heard = WorkerProcess.objects.using(using).alive().filter(id=owner)
         if not heard.exists():
             return False
     return owner not in gone_owners([owner], using)

@@ -171,7 +171,6 @@ class StateCollector:
         from prometheus_client.core import GaugeMetricFamily
 
         from .models import Job, JobStatus, WorkerProcess
-        from .orphans import lease_cutoff
 
         now = timezone.now()
         jobs = Job.objects.unfinished().aggregate(
@@ -188,9 +187,7 @@ class StateCollector:
         depth.add_metric(["deferred"], jobs["deferred"])
         depth.add_metric(["running"], jobs["running"])
         yield depth
-        alive = WorkerProcess.objects.filter(
-            last_seen__gte=lease_cutoff(now)
-        ).aggregate(
+        alive = WorkerProcess.objects.alive(now).aggregate(
             processes=Count("pk"),
             capacity=Sum("capacity"),
             busy=Sum("busy"),

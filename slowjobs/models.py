@@ -8,12 +8,15 @@ job's final state is written once, by its current attempt.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from . import conf
 from .tasksapi import TaskResultStatus
 
 
@@ -244,6 +247,14 @@ class Job(models.Model):
         return value
 
 
+class WorkerProcessQuerySet(models.QuerySet["WorkerProcess"]):
+    def alive(self, now: datetime | None = None) -> WorkerProcessQuerySet:
+        """The one rule for a live process: heard from within the lease, and
+        not stopping (a stopping one hands its jobs back, takes none)."""
+        cutoff = (now or timezone.now()) - timedelta(seconds=conf.get().lease)
+        return self.filter(last_seen__gte=cutoff, stopping=False)
+
+
 class WorkerProcess(models.Model):
     """A server or command process that runs jobs, as its heartbeat says."""
 
@@ -266,6 +277,8 @@ class WorkerProcess(models.Model):
     queued = models.PositiveIntegerField(_("queued"), default=0)
     jobs_done = models.PositiveBigIntegerField(_("jobs done"), default=0)
     stopping = models.BooleanField(_("stopping"), default=False)
+
+    objects = WorkerProcessQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("worker process")

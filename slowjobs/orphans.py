@@ -53,9 +53,7 @@ def orphaned(
     (a deferred job not yet due is nobody's, but waits)."""
     now = now or timezone.now()
     cutoff = lease_cutoff(now)
-    alive = WorkerProcess.objects.using(using).filter(
-        last_seen__gte=cutoff, stopping=False
-    )
+    alive = WorkerProcess.objects.using(using).alive(now)
     return (
         Job.objects.using(using)
         .unfinished()

@@ -15,6 +15,7 @@ their caps gets ``429`` with ``Retry-After``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from functools import wraps
 from typing import Any, ParamSpec
 
@@ -30,7 +31,7 @@ from django.middleware.csrf import get_token
 from django.urls import reverse
 from django.utils.translation import gettext
 
-from . import conf
+from . import conf, jobfiles
 from .exceptions import EnqueueRefused, InvalidTaskArguments, OverLimit
 from .jobkeys import with_key
 from .tasksapi import Task, TaskResult
@@ -47,9 +48,7 @@ def wants_json(request: HttpRequest) -> bool:
 def accepted(request: HttpRequest, result: TaskResult[..., Any]) -> HttpResponse:
     page_url = reverse("slowjobs:page", args=[result.id])
     if not wants_json(request):
-        redirect = HttpResponseRedirect(page_url, status=303)
-        redirect.slowjobs_ticket = result.id  # type: ignore[attr-defined]
-        return redirect
+        return HttpResponseRedirect(page_url, status=303)
     # The job's key rides in both URLs: a client that keeps no cookies
     # reads, cancels and downloads with it (see slowjobs.jobkeys).
     status_url = with_key(reverse("slowjobs:status", args=[result.id]), result.id)
@@ -69,7 +68,6 @@ def accepted(request: HttpRequest, result: TaskResult[..., Any]) -> HttpResponse
         status=202,
     )
     response["Location"] = absolute_status_url
-    response.slowjobs_ticket = result.id  # type: ignore[attr-defined]
     return response
 
 
@@ -129,13 +127,25 @@ def invalid(request: HttpRequest, errors: dict[str, list[str]]) -> HttpResponse:
 
 
 def submit(
-    request: HttpRequest, task: Task[..., Any], *args: Any, **kwargs: Any
+    request: HttpRequest,
+    task: Task[..., Any],
+    *args: Any,
+    input_file: str = "",
+    **kwargs: Any,
 ) -> HttpResponse:
-    """Enqueue ``task`` and answer as the client asked."""
-    try:
-        result = task.enqueue(*args, **kwargs)
-    except EnqueueRefused as exc:
-        return refused(request, exc)
-    except InvalidTaskArguments as exc:
-        return invalid(request, {"__all__": [str(exc)]})
+    """Enqueue ``task`` and answer as the client asked.
+
+    ``input_file``, a stored upload (``slowjobs.uploads.keep_upload``), is the
+    job's input: removed when the job ends, or at once if the job is refused.
+    It is not passed to the task.
+    """
+    with jobfiles.job_input(input_file) if input_file else nullcontext():
+        try:
+            result = task.enqueue(*args, **kwargs)
+        except EnqueueRefused as exc:
+            jobfiles.remove_stored(input_file)
+            return refused(request, exc)
+        except InvalidTaskArguments as exc:
+            jobfiles.remove_stored(input_file)
+            return invalid(request, {"__all__": [str(exc)]})
     return accepted(request, result)

@@ -156,8 +156,8 @@ def _announce_finish(
             )
             return
         final = result_from_job(row, spec.task)
-    if rows:
-        _remove_files(spec, final.status)
+    # The job's end is written (by this attempt, or by that cancel).
+    _remove_files(spec, final.status)
     if job is not None:
         job.finished()
     with about_job(spec.ticket):

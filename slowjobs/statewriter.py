@@ -7,12 +7,16 @@ takes everything queued since its last commit and writes it in a single
 transaction.  Under load the batches grow and the commits per job fall;
 when idle a write costs one commit, as before.
 
-- ``insert`` blocks until the row is committed: a ticket is only handed out
-  for a durable job.
+- ``insert`` blocks until the row is committed.  The backend does not use
+  it: ``enqueue`` commits its own INSERT on the request's connection, the
+  quickest way to a durable row (see ``slowjobs.backend._insert``).
 - ``update`` does not block; ``on_written`` runs after the commit with the
   number of rows the conditional UPDATE matched (0 when the attempt no longer
-  owns the job).  Two updates of one job in one batch become one UPDATE.
-- ``flush`` waits until everything queued so far is written (shutdown).
+  owns the job), on the writer's notifier thread (``slowjobs.notifier``),
+  never on the writer's own.  Two updates of one job in one batch become
+  one UPDATE.
+- ``flush`` waits until everything queued so far is written, and its
+  callbacks have run (shutdown).
 - When the database is away (restarted, unreachable), the writer keeps the
   states and tries again, with growing pauses, until it is back: a job's
   outcome is never dropped for an outage.  Only a stopping writer gives up,
@@ -28,6 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django.db import (
@@ -40,6 +45,7 @@ from django.db import (
 
 from . import dbhygiene
 from .jobsql import statements_for
+from .notifier import Notifier
 from .writelock import sqlite_write_turn
 
 logger = logging.getLogger("slowjobs.statewriter")
@@ -110,6 +116,7 @@ class StateWriter:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._notifier = Notifier(f"slowjobs-notifier-{using}")
         self.commits = 0
         self.writes = 0
 
@@ -145,9 +152,13 @@ class StateWriter:
         return write.rows
 
     def flush(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
         marker = _Write(waited=True)
         self._put(marker)
-        return marker.wait(timeout)
+        if not marker.wait(timeout):
+            return False
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self._notifier.flush(left)
 
     def stop(self, timeout: float | None = None) -> bool:
         flushed = self.flush(timeout)
@@ -157,6 +168,7 @@ class StateWriter:
         if thread is not None:
             self._queue.put(None)
             thread.join(timeout)
+        self._notifier.stop(timeout)
         return flushed
 
     def _put(self, write: _Write) -> None:
@@ -303,10 +315,7 @@ class StateWriter:
             if write.error is not None:
                 continue
             for callback in write.callbacks:
-                try:
-                    callback(write.rows)
-                except Exception:
-                    logger.exception("slowjobs: after-write callback failed")
+                self._notifier.post(partial(callback, write.rows))
 
 
 # One writer per process, made on first use and forgotten in a forked child.

@@ -185,11 +185,6 @@ def runs_in(task: Any) -> str:
     return str(value) if value is not None else conf.get().runs_in
 
 
-def timeout_of(task: Any) -> float | None:
-    value = getattr(task, "timeout", None)
-    return None if value is None else float(value)
-
-
 def unique_key_for(task: Any, args: list[Any], kwargs: dict[str, Any]) -> str | None:
     """The job's uniqueness key, or None when its task has none.
 

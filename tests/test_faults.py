@@ -9,6 +9,7 @@ the service took to be whole again (printed as figures).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import shutil
 import signal
@@ -39,11 +40,15 @@ def figures(name: str, **values: Any) -> None:
     record(f"fault: {name} ({connection.vendor})", **values)
 
 
+# Each visitor's own loopback address: one address's jobs would take turns.
+_addresses = itertools.count(40)
+
+
 class Job:
     """One visitor's job: its own session, so only it may look."""
 
     def __init__(self, url: str, rows: int, row_ms: int) -> None:
-        self.client = HttpClient(url)
+        self.client = HttpClient(url, source=f"127.0.0.{next(_addresses) % 250 + 2}")
         self.rows = rows
         reply = self.client.post(
             "/demo/report/", {"rows": rows, "row_ms": row_ms}, headers=JSON
@@ -93,7 +98,7 @@ class Prober(threading.Thread):
 
     def run(self) -> None:
         while not self._halt.wait(0.1):
-            client = HttpClient(self.url)
+            client = HttpClient(self.url, source="127.0.0.254")
             try:
                 reply = client.post(
                     "/demo/report/", {"rows": 2, "row_ms": 10}, headers=JSON
@@ -112,7 +117,8 @@ class Prober(threading.Thread):
 
     def stop(self) -> None:
         self._halt.set()
-        self.join(30)
+        if self.ident is not None:  # started
+            self.join(30)
 
     def first_accepted_after(self, moment: float) -> float | None:
         return next((t for t, _, _ in self.accepted if t >= moment), None)

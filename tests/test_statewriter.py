@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
@@ -10,6 +11,8 @@ from django.utils import timezone
 from slowjobs.jobsql import statements_for
 from slowjobs.models import Job, JobStatus
 from slowjobs.statewriter import StateWriter
+from slowjobs.tasksapi import task_finished
+from tests import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -123,3 +126,24 @@ def test_a_start_and_finish_in_one_batch_become_one_update(writer):
     assert job.status == JobStatus.SUCCEEDED
     assert job.result == {"ok": True}
     assert job.attempts == 1
+
+
+def test_a_slow_signal_receiver_delays_no_other_job_s_outcome():
+    sleeping = threading.Event()
+
+    def slow_receiver(sender: object, task_result: object, **kwargs: object) -> None:
+        if getattr(task_result, "args", None) == ["slow"]:
+            sleeping.set()
+            time.sleep(2)
+
+    task_finished.connect(slow_receiver, weak=False)
+    try:
+        tasks.echo.enqueue("slow")
+        assert sleeping.wait(5)  # its receiver holds its thread for 2 s
+        began = time.monotonic()
+        other = tasks.add.enqueue(1, 2)
+        while Job.objects.get(pk=other.id).status != JobStatus.SUCCEEDED:
+            assert time.monotonic() - began < 1.0, "the outcome waited"
+            time.sleep(0.01)
+    finally:
+        task_finished.disconnect(slow_receiver)
