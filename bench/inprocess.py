@@ -20,7 +20,7 @@ def drain_rate(count: int) -> dict[str, float]:
     from django.tasks.signals import task_finished
 
     from bench.tasks import noop
-    from slowjobs.executor.registry import get_executor
+    from slowjobs.engine.executor.registry import get_executor
 
     done = threading.Semaphore(0)
 
@@ -128,7 +128,7 @@ def main() -> None:
     import django
 
     django.setup()
-    from slowjobs.executor.registry import shutdown_executor
+    from slowjobs.engine.executor.registry import shutdown_executor
 
     jobs = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     latency_samples = int(sys.argv[2]) if len(sys.argv) > 2 else 300

@@ -9,8 +9,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from project.tasks import crunch
-from slowjobs.responses import submit
-from slowjobs.submitter import submitted_by
+from slowjobs.web.responses import submit
+from slowjobs.web.submitter import submitted_by
 
 from .models import BenchRow
 from .tasks import noop

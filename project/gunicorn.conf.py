@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from slowjobs.gunicorn import post_worker_init, worker_exit
+from slowjobs.lifecycle.gunicorn import post_worker_init, worker_exit
 
 __all__ = ["post_worker_init", "worker_exit"]
 

@@ -9,7 +9,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
 from slowjobs import conf
-from slowjobs.openapi import ERROR, description, json_body, retry_later
+from slowjobs.web.openapi import ERROR, description, json_body, retry_later
 
 ACCEPTED = {
     **json_body(

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from slowjobs import jobfiles
-from slowjobs.context import JobContext
+from slowjobs.engine.context import JobContext
+from slowjobs.jobs import files as jobfiles
 from slowjobs.tasksapi import task
 
 # A resumed report loses at most this much work.

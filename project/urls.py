@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from slowjobs.metrics import metrics_view
+from slowjobs.monitoring.metrics import metrics_view
 
 from . import openapi, views
 

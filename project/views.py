@@ -7,10 +7,10 @@ from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
 from slowjobs import conf
-from slowjobs.csrf import csrf_protect_sessions
-from slowjobs.errors import json_errors
-from slowjobs.responses import invalid, submit, wants_json
-from slowjobs.uploads import keep_upload, limit_upload_size, require_length
+from slowjobs.web.csrf import csrf_protect_sessions
+from slowjobs.web.errors import json_errors
+from slowjobs.web.responses import invalid, submit, wants_json
+from slowjobs.web.uploads import keep_upload, limit_upload_size, require_length
 
 from .forms import ChecksumForm, ReportForm
 from .tasks import checksum_file, generate_report

@@ -38,13 +38,13 @@ from django.utils.translation import ngettext
 if TYPE_CHECKING or django.VERSION >= (6, 1):
     from django.contrib.admin.options import ActionLocation
 
-from .cancel import cancel
-from .exceptions import EnqueueRefused
-from .models import Job, JobQuerySet, JobStatus, WorkerProcess, percent
-from .progress.records import session_digest
-from .results import load_task
-from .submitter import submitted_by
-from .uploads import remove_stored
+from slowjobs.exceptions import EnqueueRefused
+from slowjobs.jobs.cancel import cancel
+from slowjobs.jobs.results import load_task
+from slowjobs.models import Job, JobQuerySet, JobStatus, WorkerProcess, percent
+from slowjobs.progress.records import session_digest
+from slowjobs.web.submitter import submitted_by
+from slowjobs.web.uploads import remove_stored
 
 
 @admin.register(Job)
@@ -460,7 +460,7 @@ class WorkerProcessAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.display(boolean=True, description=_("alive"))
     def alive(self, process: WorkerProcess) -> bool:
-        from .orphans import lease_cutoff
+        from slowjobs.lifecycle.orphans import lease_cutoff
 
         return not process.stopping and process.last_seen >= lease_cutoff()
 

@@ -18,7 +18,8 @@ class SlowjobsConfig(AppConfig):
     def ready(self) -> None:
         from django.core.signals import request_started
 
-        from . import checks, conf, lifecycle
+        from slowjobs import checks, conf
+        from slowjobs.lifecycle import control as lifecycle
 
         # A wrong setting stops start-up with its name, not the first job.
         settings = conf.load()
@@ -27,6 +28,6 @@ class SlowjobsConfig(AppConfig):
             lifecycle.start_with_requests, dispatch_uid="slowjobs-lifecycle"
         )
         if settings.metrics and _prometheus_installed():
-            from . import metrics
+            from slowjobs.monitoring import metrics
 
             metrics.connect()

@@ -26,9 +26,11 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import NoReverseMatch, reverse
 
-from . import conf
+from slowjobs import conf
 
 MIDDLEWARE_PATH = "slowjobs.submitter.SubmitterMiddleware"
+# Where the class lives; either path in MIDDLEWARE is the same middleware.
+MIDDLEWARE_PATHS = (MIDDLEWARE_PATH, "slowjobs.web.submitter.SubmitterMiddleware")
 
 
 @register()
@@ -67,7 +69,8 @@ def check_deprecated(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
 def check_backend(alias: str) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     middleware = list(getattr(settings, "MIDDLEWARE", []))
-    if MIDDLEWARE_PATH not in middleware:
+    ours = next((path for path in middleware if path in MIDDLEWARE_PATHS), None)
+    if ours is None:
         messages.append(
             Warning(
                 f"Task backend {alias!r} is slowjobs, but {MIDDLEWARE_PATH} is not "
@@ -81,7 +84,7 @@ def check_backend(alias: str) -> list[CheckMessage]:
         auth = middleware.index(
             "django.contrib.auth.middleware.AuthenticationMiddleware"
         )
-        if middleware.index(MIDDLEWARE_PATH) < auth:
+        if middleware.index(ours) < auth:
             messages.append(
                 Error(
                     f"{MIDDLEWARE_PATH} must come after AuthenticationMiddleware, "
@@ -166,7 +169,7 @@ def check_store_shared_by_processes(
         return []
     from django.db import DatabaseError
 
-    from .models import WorkerProcess
+    from slowjobs.models import WorkerProcess
 
     try:
         alive = WorkerProcess.objects.alive().count()

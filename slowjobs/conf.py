@@ -281,14 +281,17 @@ def parse_servers(name: str, value: object) -> tuple[tuple[str, int], ...]:
     return tuple(servers)
 
 
-def load() -> SlowjobsSettings:
-    """Read and check every setting; the first bad one raises ImproperlyConfigured."""
+def _executor() -> str:
     executor = _raw("SLOWJOBS_EXECUTOR")
     if executor not in EXECUTOR_MODES:
         raise ImproperlyConfigured(
             f"SLOWJOBS_EXECUTOR must be one of {', '.join(EXECUTOR_MODES)}, "
             f"not {executor!r}."
         )
+    return str(executor)
+
+
+def _heartbeat_and_lease() -> tuple[float, float]:
     heartbeat = _seconds("SLOWJOBS_HEARTBEAT_INTERVAL")
     lease = _seconds("SLOWJOBS_LEASE")
     if heartbeat <= 0 or lease < 2 * heartbeat:
@@ -297,8 +300,29 @@ def load() -> SlowjobsSettings:
             f"(both > 0), not {lease!r} and {heartbeat!r}: a live process would "
             "look dead between two heartbeats."
         )
+    return heartbeat, lease
+
+
+def _fair_share() -> dict[str, Any]:
+    """The bounds on what one submitter may take (0: none)."""
+    return {
+        "upload_quota_mb": _int("SLOWJOBS_UPLOAD_QUOTA_MB", minimum=0) or 0,
+        "upload_total_mb": _int("SLOWJOBS_UPLOAD_TOTAL_MB", minimum=0) or 0,
+        "max_jobs_per_user": _int("SLOWJOBS_MAX_JOBS_PER_USER", minimum=0) or 0,
+        "max_jobs_per_session": _int("SLOWJOBS_MAX_JOBS_PER_SESSION", minimum=0) or 0,
+        "max_jobs_per_address": _int("SLOWJOBS_MAX_JOBS_PER_ADDRESS", minimum=0) or 0,
+        "max_running_per_submitter": _int(
+            "SLOWJOBS_MAX_RUNNING_PER_SUBMITTER", minimum=1, allow_none=True
+        ),
+        "trusted_proxies": _int("SLOWJOBS_TRUSTED_PROXIES", minimum=0) or 0,
+    }
+
+
+def load() -> SlowjobsSettings:
+    """Read and check every setting; the first bad one raises ImproperlyConfigured."""
+    heartbeat, lease = _heartbeat_and_lease()
     return SlowjobsSettings(
-        executor=executor,
+        executor=_executor(),
         workers=_int("SLOWJOBS_WORKERS", minimum=1) or 1,
         queue_size=_int("SLOWJOBS_QUEUE_SIZE", minimum=0) or 0,
         max_threads=_int("SLOWJOBS_MAX_THREADS", minimum=1, allow_none=True),
@@ -316,15 +340,7 @@ def load() -> SlowjobsSettings:
         memcached=parse_servers("SLOWJOBS_MEMCACHED", _raw("SLOWJOBS_MEMCACHED")),
         memcached_trusted=_bool("SLOWJOBS_MEMCACHED_TRUSTED"),
         max_upload_mb=_int("SLOWJOBS_MAX_UPLOAD_MB", minimum=1) or 1,
-        upload_quota_mb=_int("SLOWJOBS_UPLOAD_QUOTA_MB", minimum=0) or 0,
-        upload_total_mb=_int("SLOWJOBS_UPLOAD_TOTAL_MB", minimum=0) or 0,
-        max_jobs_per_user=_int("SLOWJOBS_MAX_JOBS_PER_USER", minimum=0) or 0,
-        max_jobs_per_session=_int("SLOWJOBS_MAX_JOBS_PER_SESSION", minimum=0) or 0,
-        max_jobs_per_address=_int("SLOWJOBS_MAX_JOBS_PER_ADDRESS", minimum=0) or 0,
-        max_running_per_submitter=_int(
-            "SLOWJOBS_MAX_RUNNING_PER_SUBMITTER", minimum=1, allow_none=True
-        ),
-        trusted_proxies=_int("SLOWJOBS_TRUSTED_PROXIES", minimum=0) or 0,
+        **_fair_share(),
         progress_interval=_seconds("SLOWJOBS_PROGRESS_INTERVAL"),
         progress_db_interval=_seconds("SLOWJOBS_PROGRESS_DB_INTERVAL"),
         cancel_check_interval=_seconds("SLOWJOBS_CANCEL_CHECK_INTERVAL"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .tasksapi import TaskException
+from slowjobs.tasksapi import TaskException
 
 
 class EnqueueRefused(TaskException):
@@ -62,4 +62,12 @@ class JobTimedOut(Exception):
 
     Cooperative like cancellation: raised by the task's next ``progress()``
     or ``check_cancelled()`` after the deadline.  Never retried.
+    """
+
+
+class JobProcessFailed(Exception):
+    """A job process could not be started, or died while running a job.
+
+    A job's recorded error class; it lives here, with the others a caller
+    may see, so that its path stays put.
     """

@@ -16,8 +16,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import conf
-from .tasksapi import TaskResultStatus
+from slowjobs import conf
+from slowjobs.tasksapi import TaskResultStatus
 
 
 class JobStatus(models.TextChoices):

@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from slowjobs.lifecycle import reopen, shutdown
+from slowjobs.lifecycle.control import reopen, shutdown
 from slowjobs.progress import reset_store
 from slowjobs.tasksapi import task_finished
 from tests import tasks

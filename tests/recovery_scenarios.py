@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from slowjobs import jobfiles
+from slowjobs.jobs import files as jobfiles
 from slowjobs.models import Job, JobStatus, WorkerProcess
 from tests.conftest import (
     ROOT,

@@ -100,7 +100,7 @@ def count_with_context(context, total: int) -> dict[str, object]:
 
 @task
 def count_with_module_api(total: int) -> int:
-    from slowjobs import context
+    from slowjobs.engine import context
 
     for step in range(1, total + 1):
         context.progress(step, total, "counting")
@@ -121,7 +121,7 @@ def report_then_wait(context, name: str, current: int, total: int) -> str:
 @task
 def loop_until_cancelled(name: str) -> None:
     """Runs until cancelled, using the module-level API only."""
-    from slowjobs import context
+    from slowjobs.engine import context
 
     gate(f"{name}-started").set()
     for _ in range(100_000):
@@ -262,7 +262,7 @@ def where_and_how(context, steps: int) -> dict[str, object]:
     """Reports, checkpoints and attaches a file from a job process."""
     import os
 
-    from slowjobs import jobfiles
+    from slowjobs.jobs import files as jobfiles
 
     start = (context.checkpoint or {}).get("step", 0)
     for step in range(start, steps):
@@ -357,7 +357,7 @@ def one_per_shop(shop: str, name: str) -> str:
 
 @task(keep_input=True)
 def read_and_keep(name: str) -> int:
-    from slowjobs import jobfiles
+    from slowjobs.jobs import files as jobfiles
 
     path = jobfiles.resolve(name)
     assert path is not None
@@ -366,7 +366,7 @@ def read_and_keep(name: str) -> int:
 
 @task(takes_context=True)  # type: ignore[arg-type]
 def write_part_then(context, how: str) -> None:
-    from slowjobs import jobfiles
+    from slowjobs.jobs import files as jobfiles
 
     path = jobfiles.result_path(context.task_result.id, ".part.csv")
     path.write_text("row\n1\n")

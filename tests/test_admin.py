@@ -164,7 +164,7 @@ def test_delete_finished_removes_only_finished_jobs(django_user_model):
 def test_a_running_job_cannot_be_deleted_one_by_one_and_a_finished_one_takes_its_files(
     django_user_model,
 ):
-    from slowjobs import jobfiles
+    from slowjobs.jobs import files as jobfiles
 
     client = staff_client(django_user_model, "delete_job")
     running = make_job(JobStatus.RUNNING)

@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from slowjobs.exceptions import ExecutorFull, InvalidTaskArguments
 from slowjobs.models import Job, JobStatus
-from slowjobs.submitter import submitted_by
 from slowjobs.tasksapi import (
     InvalidTask,
     TaskResultDoesNotExist,
@@ -19,6 +18,7 @@ from slowjobs.tasksapi import (
     task_enqueued,
     task_started,
 )
+from slowjobs.web.submitter import submitted_by
 from tests import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -125,7 +125,7 @@ def test_a_rolled_back_transaction_leaves_no_job_and_runs_nothing():
     assert not Job.objects.exists()
     tasks.record_order.enqueue("committed")
     # Once every accepted job has ended, a leaked one would have run too.
-    from slowjobs.lifecycle import shutdown
+    from slowjobs.lifecycle.control import shutdown
 
     shutdown(timeout=10)
     assert tasks.seen["order"] == ["committed"]
@@ -231,7 +231,7 @@ def test_job_threads_close_their_database_connections(finished):
     results = [tasks.touch_database.enqueue() for _ in range(3)]
     for result in results:
         finished.wait(result.id)
-    from slowjobs.lifecycle import shutdown
+    from slowjobs.lifecycle.control import shutdown
 
     assert shutdown(timeout=10).drained
     used = tasks.seen["connections"]

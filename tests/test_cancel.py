@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 
 from slowjobs.models import Job, JobStatus
-from slowjobs.submitter import submitted_by
+from slowjobs.web.submitter import submitted_by
 from tests import tasks
 from tests.sessions import session_client
 
@@ -56,7 +56,7 @@ def test_cancelling_a_queued_job_means_it_never_starts(store, settings, finished
     assert response.json()["detail"] == "Cancelled before it started."
     tasks.gate("queue-blocker").set()
     finished.wait(blocker.id)
-    from slowjobs.lifecycle import shutdown
+    from slowjobs.lifecycle.control import shutdown
 
     assert shutdown(timeout=10).drained
     assert "order" not in tasks.seen

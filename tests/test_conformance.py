@@ -23,7 +23,7 @@ from django.db import connections, transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from slowjobs.backend import SlowJobsBackend
+from slowjobs.backend.backend import SlowJobsBackend
 from slowjobs.tasksapi import (
     DEFAULT_TASK_QUEUE_NAME,
     TASKS_LOGGER,

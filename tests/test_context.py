@@ -6,11 +6,12 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from slowjobs import context as module_api
+from slowjobs.engine import context as module_api
+from slowjobs.engine.runner import run_job
+from slowjobs.engine.running import get_running
+from slowjobs.engine.spec import JobSpec
+from slowjobs.jobs.statewriter import stop_writers
 from slowjobs.models import Job, JobStatus
-from slowjobs.runner import JobSpec, run_job
-from slowjobs.running import get_running
-from slowjobs.statewriter import stop_writers
 from slowjobs.tasksapi import TaskResultStatus
 from tests import tasks
 
@@ -47,7 +48,7 @@ def test_module_api_does_nothing_outside_a_job():
 @override_settings(SLOWJOBS_PROGRESS_DB_INTERVAL=3600)
 def test_progress_reaches_the_row_at_a_bounded_rate(finished):
     """100,000 reports make a handful of row writes, not 100,000."""
-    from slowjobs.statewriter import get_writer
+    from slowjobs.jobs.statewriter import get_writer
 
     writer = get_writer()
     before = writer.writes
@@ -105,7 +106,7 @@ def test_a_checkpoint_is_durable_and_a_resumed_attempt_reads_it():
 
 
 def test_context_sees_shutdown_and_deadline():
-    from slowjobs import running
+    from slowjobs.engine import running
 
     spec = _spec(tasks.see_shutdown_and_deadline)
     with override_settings(SLOWJOBS_JOB_TIMEOUT=0):
@@ -132,7 +133,7 @@ def test_a_checkpoint_that_is_not_json_fails_the_job_clearly(finished):
 def test_task_result_status_of_a_cancelled_job_is_failed(finished):
     result = tasks.loop_until_cancelled.enqueue("to-cancel")
     assert tasks.gate("to-cancel-started").wait(10)
-    from slowjobs.cancel import cancel
+    from slowjobs.jobs.cancel import cancel
 
     cancel(uuid.UUID(result.id))
     finished.wait(result.id)

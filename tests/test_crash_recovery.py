@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from slowjobs import jobfiles
+from slowjobs.jobs import files as jobfiles
 from slowjobs.models import Job, JobStatus
 from tests.conftest import start_gunicorn
 from tests.recovery_scenarios import finished_by_a_new_server, submit_reports

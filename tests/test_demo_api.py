@@ -6,8 +6,8 @@ import io
 import pytest
 from django.test import Client, override_settings
 
-from slowjobs.jobkeys import key_for
 from slowjobs.models import Job
+from slowjobs.web.jobkeys import key_for
 from tests import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -108,7 +108,7 @@ def test_report_page_is_get_or_405(client):
 
 
 def test_a_stopping_server_answers_503(client):
-    from slowjobs.lifecycle import shutdown
+    from slowjobs.lifecycle.control import shutdown
 
     shutdown(timeout=1)
     response = client.post("/demo/report/", {"rows": 1, "row_ms": 0}, **JSON)

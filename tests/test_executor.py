@@ -6,10 +6,10 @@ import threading
 import pytest
 from django.test import override_settings
 
+from slowjobs.engine.executor.delegate import DelegateExecutor
+from slowjobs.engine.executor.pool import PoolExecutor
+from slowjobs.engine.executor.registry import current_executor, get_executor
 from slowjobs.exceptions import ExecutorFull, ExecutorShutDown
-from slowjobs.executor.delegate import DelegateExecutor
-from slowjobs.executor.pool import PoolExecutor
-from slowjobs.executor.registry import current_executor, get_executor
 from tests.conftest import in_forked_child
 
 

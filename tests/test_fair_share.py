@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from django.test import Client, RequestFactory
 
-from slowjobs.cancel import cancel
+from slowjobs.engine.executor.delegate import DelegateExecutor
+from slowjobs.engine.executor.pool import PoolExecutor
 from slowjobs.exceptions import OverLimit
-from slowjobs.executor.delegate import DelegateExecutor
-from slowjobs.executor.pool import PoolExecutor
+from slowjobs.jobs.cancel import cancel
 from slowjobs.models import Job
-from slowjobs.submitter import client_address, submitted_by
+from slowjobs.web.submitter import client_address, submitted_by
 from tests import tasks
 
 LONG_REPORT = {"rows": 100000, "row_ms": 50}

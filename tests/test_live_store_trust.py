@@ -18,7 +18,7 @@ from slowjobs.progress import get_store
 from slowjobs.progress.base import cancel_key, live_key
 from slowjobs.progress.memcached import JSON_FLAG
 from slowjobs.progress.records import session_digest
-from slowjobs.submitter import submitted_by
+from slowjobs.web.submitter import submitted_by
 from tests import tasks
 from tests.sessions import session_client
 

@@ -11,7 +11,7 @@ from slowjobs.models import Job, JobStatus
 from slowjobs.progress import get_store
 from slowjobs.progress.base import live_key
 from slowjobs.progress.memcached import RETRY_AFTER
-from slowjobs.submitter import submitted_by
+from slowjobs.web.submitter import submitted_by
 from tests import tasks
 from tests.sessions import session_client
 

@@ -10,8 +10,8 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.utils import timezone
 
-from slowjobs.jobkeys import key_for
 from slowjobs.models import Job, JobStatus
+from slowjobs.web.jobkeys import key_for
 from tests.sessions import session_client
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,11 +10,11 @@ from django.contrib.auth.models import Permission
 from django.test import Client, override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
-from slowjobs import metrics
-from slowjobs.cancel import cancel
 from slowjobs.exceptions import ExecutorFull
-from slowjobs.logs import JobTicketFilter
+from slowjobs.jobs.cancel import cancel
 from slowjobs.models import Job
+from slowjobs.monitoring import metrics
+from slowjobs.monitoring.logs import JobTicketFilter
 from tests import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)

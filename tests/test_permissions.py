@@ -12,7 +12,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.utils import timezone
 
-from slowjobs import jobfiles
+from slowjobs.jobs import files as jobfiles
 from slowjobs.models import Job, JobStatus
 from tests.sessions import session_client
 

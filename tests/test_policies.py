@@ -10,11 +10,11 @@ from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from slowjobs import lifecycle
-from slowjobs.cancel import cancel
+from slowjobs.backend.task import retry_delay
+from slowjobs.jobs.cancel import cancel
+from slowjobs.lifecycle import control as lifecycle
+from slowjobs.lifecycle.orphans import orphaned
 from slowjobs.models import Job, JobStatus
-from slowjobs.orphans import orphaned
-from slowjobs.task import retry_delay
 from slowjobs.tasksapi import InvalidTask, TaskResultStatus, default_task_backend, task
 from tests import tasks
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
-from slowjobs import jobfiles
-from slowjobs.cancel import cancel
+from slowjobs.engine.processes.pool import current_pool
+from slowjobs.jobs import files as jobfiles
+from slowjobs.jobs.cancel import cancel
 from slowjobs.models import Job, JobStatus
-from slowjobs.processes.pool import current_pool
 from slowjobs.progress import get_store
 from slowjobs.progress.base import live_key
 from slowjobs.tasksapi import InvalidTask, task
@@ -149,7 +149,7 @@ def test_a_process_that_dies_fails_its_job_clearly_and_is_replaced(finished):
     finished.wait(result.id, timeout=30)
     job = Job.objects.get(pk=result.id)
     assert job.status == JobStatus.FAILED
-    assert job.error_class == "slowjobs.processes.pool.JobProcessFailed"
+    assert job.error_class == "slowjobs.exceptions.JobProcessFailed"
     assert "exit code 3" in job.error_message
     assert_replaced_and_running_the_next_job(finished)
 
@@ -228,7 +228,7 @@ def test_a_process_that_breaks_the_protocol_is_replaced_and_its_job_fails(finish
     assert time.monotonic() - began < 10
     job = Job.objects.get(pk=result.id)
     assert job.status == JobStatus.FAILED
-    assert job.error_class == "slowjobs.processes.pool.JobProcessFailed"
+    assert job.error_class == "slowjobs.exceptions.JobProcessFailed"
     assert "not a message" in job.error_message
     assert_replaced_and_running_the_next_job(finished)
 

@@ -37,7 +37,7 @@ def job_processes() -> dict[int, int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        if b"slowjobs.processes" in command:
+        if b"slowjobs.engine.processes" in command:
             fields = stat.rsplit(")", 1)[1].split()
             if fields[0] != "Z":
                 found[int(entry.name)] = int(fields[1])

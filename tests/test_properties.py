@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from slowjobs.exceptions import InvalidTaskArguments
-from slowjobs.jsonargs import storable_bigint, storable_text
+from slowjobs.jobs.jsonargs import storable_bigint, storable_text
 from slowjobs.models import Job
 from tests import tasks
 

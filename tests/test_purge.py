@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from slowjobs import jobfiles
+from slowjobs.jobs import files as jobfiles
 from slowjobs.models import Job, JobStatus
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -12,10 +12,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from slowjobs.engine.runner import run_job
+from slowjobs.engine.spec import spec_from_job
+from slowjobs.jobs.statewriter import stop_writers
+from slowjobs.lifecycle.orphans import claim, orphaned
 from slowjobs.models import Job, JobStatus, WorkerProcess
-from slowjobs.orphans import claim, orphaned
-from slowjobs.runner import run_job, spec_from_job
-from slowjobs.statewriter import stop_writers
 from tests import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -221,8 +222,8 @@ def test_a_resumed_job_that_reports_nothing_clears_the_earlier_progress(tmp_path
 
 
 def test_a_beat_refreshes_only_job_rows_half_a_lease_old(settings):
-    from slowjobs.heartbeat import Heartbeat
-    from slowjobs.process import process_id
+    from slowjobs.lifecycle.heartbeat import Heartbeat
+    from slowjobs.lifecycle.identity import process_id
 
     settings.SLOWJOBS_LEASE = 30
     me = process_id()

@@ -153,7 +153,7 @@ def test_run_jobs_runs_overflowed_jobs_and_stops_on_sigterm(collected_static, tm
 
 
 def test_a_full_executor_overflows_into_the_database(settings, finished):
-    from slowjobs.lifecycle import reopen, shutdown
+    from slowjobs.lifecycle.control import reopen, shutdown
     from tests import tasks
 
     settings.SLOWJOBS_WORKERS = 1

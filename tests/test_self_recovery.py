@@ -22,14 +22,15 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from slowjobs import conf, processlock
-from slowjobs.liveness import gone_owners, owner_is_alive
+from slowjobs import conf
+from slowjobs.lifecycle import processlock
+from slowjobs.lifecycle.identity import machine, runs_here, start_ticks
+from slowjobs.lifecycle.liveness import gone_owners, owner_is_alive
+from slowjobs.lifecycle.orphans import RESUMING_MESSAGE
 from slowjobs.models import Job, JobStatus, WorkerProcess
-from slowjobs.orphans import RESUMING_MESSAGE
-from slowjobs.process import machine, runs_here, start_ticks
 from slowjobs.progress import get_store
 from slowjobs.progress.base import live_key
-from slowjobs.status import INTERRUPTED_MESSAGE, row_payload
+from slowjobs.web.status import INTERRUPTED_MESSAGE, row_payload
 from tests import recovery_scenarios as scenarios
 from tests.conftest import kill_group, start_gunicorn, stop
 from tests.figures import record
@@ -273,7 +274,7 @@ def test_a_dead_owners_running_job_reads_as_interrupted_not_running(tmp_path: Pa
     assert payload["status"] == JobStatus.QUEUED
     assert payload["progress"]["message"] == INTERRUPTED_MESSAGE
     # Once claimed, it says so until its next attempt reports.
-    from slowjobs.orphans import claim, orphaned
+    from slowjobs.lifecycle.orphans import claim, orphaned
 
     gone = gone_owners([job.owner])
     assert gone == {job.owner}

@@ -8,9 +8,9 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from slowjobs.jobsql import statements_for
+from slowjobs.jobs.sql import statements_for
+from slowjobs.jobs.statewriter import StateWriter
 from slowjobs.models import Job, JobStatus
-from slowjobs.statewriter import StateWriter
 from slowjobs.tasksapi import task_finished
 from tests import tasks
 

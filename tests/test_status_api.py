@@ -8,7 +8,7 @@ from django.test import Client
 from django.utils import timezone
 
 from slowjobs.models import Job, JobStatus
-from slowjobs.submitter import submitted_by
+from slowjobs.web.submitter import submitted_by
 from tests import tasks
 from tests.sessions import session_client
 

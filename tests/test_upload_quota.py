@@ -11,10 +11,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
 
-from slowjobs import jobfiles
-from slowjobs.cancel import cancel
+from slowjobs.jobs import files as jobfiles
+from slowjobs.jobs.cancel import cancel
 from slowjobs.models import Job, JobStatus
-from slowjobs.uploads import keep_upload
+from slowjobs.web.uploads import keep_upload
 from tests import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)

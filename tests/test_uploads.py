@@ -5,7 +5,7 @@ import hashlib
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from slowjobs import jobfiles
+from slowjobs.jobs import files as jobfiles
 from slowjobs.models import Job, JobStatus
 
 pytestmark = pytest.mark.django_db(transaction=True)

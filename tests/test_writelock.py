@@ -8,7 +8,7 @@ import time
 import pytest
 from django.db import connections
 
-from slowjobs.writelock import sqlite_write_turn
+from slowjobs.jobs.writelock import sqlite_write_turn
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

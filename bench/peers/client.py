@@ -352,7 +352,7 @@ def main() -> None:
     settle()
     figures = MEASURES[measure](count, base_url)
     if system().startswith("slowjobs"):
-        from slowjobs.executor.registry import shutdown_executor
+        from slowjobs.engine.executor.registry import shutdown_executor
 
         shutdown_executor(wait=True, timeout=60)
     print(json.dumps(figures))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rq import get_current_job
 
-from slowjobs import context as slowjobs_context
+from slowjobs.engine import context as slowjobs_context
 from slowjobs.tasksapi import task
 
 from . import work

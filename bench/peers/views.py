@@ -11,8 +11,8 @@ from django.views.decorators.http import require_POST
 
 from bench.views import parse_form
 from slowjobs.exceptions import EnqueueRefused
-from slowjobs.responses import submit
-from slowjobs.submitter import submitted_by
+from slowjobs.web.responses import submit
+from slowjobs.web.submitter import submitted_by
 
 from . import tasks
 

@@ -17,9 +17,11 @@ from types import FrameType
 
 from django.core.management.base import BaseCommand, CommandError
 
-from slowjobs import conf, lifecycle, running
-from slowjobs.executor.pool import PoolExecutor
-from slowjobs.executor.registry import install_executor
+from slowjobs import conf
+from slowjobs.engine import running
+from slowjobs.engine.executor.pool import PoolExecutor
+from slowjobs.engine.executor.registry import install_executor
+from slowjobs.lifecycle import control as lifecycle
 from slowjobs.management.arguments import whole_number
 
 

@@ -8,7 +8,7 @@ cannot, and callers then use the database, which stays the source of truth.
 
 from __future__ import annotations
 
-from .base import LiveStore
-from .registry import get_store, reset_store
+from slowjobs.progress.base import LiveStore
+from slowjobs.progress.registry import get_store, reset_store
 
 __all__ = ["LiveStore", "get_store", "reset_store"]

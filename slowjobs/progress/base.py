@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
-from .records import opened
+from slowjobs.progress.records import opened
 
 # A live record lives this long after its last write: a crashed process's
 # records vanish on their own, and the database has the rest.

@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Any
 
-from .base import RECORD_TTL, LiveStore
+from slowjobs.progress.base import RECORD_TTL, LiveStore
 
 
 class LocalStore(LiveStore):

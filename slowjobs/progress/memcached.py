@@ -20,7 +20,7 @@ from typing import Any
 from pymemcache.client.base import PooledClient
 from pymemcache.client.hash import HashClient
 
-from .base import RECORD_TTL, LiveStore
+from slowjobs.progress.base import RECORD_TTL, LiveStore
 
 logger = logging.getLogger("slowjobs.progress")
 

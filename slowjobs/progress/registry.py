@@ -7,10 +7,10 @@ import threading
 
 from django.core.signals import setting_changed
 
-from .. import conf
-from .base import LiveStore
-from .local import LocalStore
-from .memcached import MemcachedStore
+from slowjobs import conf
+from slowjobs.progress.base import LiveStore
+from slowjobs.progress.local import LocalStore
+from slowjobs.progress.memcached import MemcachedStore
 
 # Guards _store.
 _lock = threading.Lock()

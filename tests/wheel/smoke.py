@@ -19,7 +19,7 @@ from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
 import slowjobs  # noqa: E402
-from slowjobs.lifecycle import shutdown  # noqa: E402
+from slowjobs.lifecycle.control import shutdown  # noqa: E402
 from slowjobs.tasksapi import TaskResultStatus, default_task_backend  # noqa: E402
 
 

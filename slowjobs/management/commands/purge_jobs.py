@@ -12,7 +12,7 @@ from django.utils import timezone
 from slowjobs import conf
 from slowjobs.management.arguments import whole_number
 from slowjobs.models import Job
-from slowjobs.uploads import remove_stored
+from slowjobs.web.uploads import remove_stored
 
 BATCH = 500
 

@@ -10,14 +10,16 @@ from typing import Any
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from slowjobs import conf, lifecycle
-from slowjobs.adoption import adopt, other_owners
-from slowjobs.executor.pool import PoolExecutor
-from slowjobs.liveness import Silence, gone_owners
+from slowjobs import conf
+from slowjobs.engine.executor.pool import PoolExecutor
+from slowjobs.engine.runner import start_on
+from slowjobs.engine.spec import spec_from_job
+from slowjobs.lifecycle import control as lifecycle
+from slowjobs.lifecycle.adoption import adopt, other_owners
+from slowjobs.lifecycle.liveness import Silence, gone_owners
+from slowjobs.lifecycle.orphans import orphaned
 from slowjobs.management.jobscommand import JobsCommand
 from slowjobs.models import Job, JobStatus, WorkerProcess
-from slowjobs.orphans import orphaned
-from slowjobs.runner import spec_from_job, start_on
 from slowjobs.tasksapi import task_finished
 
 

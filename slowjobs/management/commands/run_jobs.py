@@ -18,12 +18,12 @@ from typing import Any
 
 from django.db import DatabaseError
 
-from slowjobs import lifecycle
-from slowjobs.adoption import adopt
+from slowjobs.engine.runner import start_claimed
+from slowjobs.lifecycle import control as lifecycle
+from slowjobs.lifecycle.adoption import adopt
+from slowjobs.lifecycle.identity import process_id
 from slowjobs.management.arguments import seconds_between
 from slowjobs.management.jobscommand import JobsCommand
-from slowjobs.process import process_id
-from slowjobs.runner import start_claimed
 
 
 class Command(JobsCommand):

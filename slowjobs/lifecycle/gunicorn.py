@@ -1,0 +1,39 @@
+"""gunicorn server hooks: start with the worker, drain before it exits.
+
+In your gunicorn config file (``-c gunicorn.conf.py``)::
+
+    from slowjobs.gunicorn import post_worker_init, worker_exit  # noqa: F401
+
+    graceful_timeout = 30   # more than SLOWJOBS_DRAIN_TIMEOUT
+
+``post_worker_init`` records the worker and, with ``SLOWJOBS_ADOPT`` (the
+default), starts taking orphaned and handed-back jobs as soon as it is up;
+``worker_exit`` runs the graceful shutdown (drain, then hand back) when the
+worker stops, after its last request.  Without the hooks the same happens
+lazily: with the first request or job, and at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+logger = logging.getLogger("slowjobs.gunicorn")
+
+
+def post_worker_init(worker: Any) -> None:
+    from slowjobs import conf
+    from slowjobs.checks import local_store_warning
+    from slowjobs.lifecycle import control as lifecycle
+
+    workers = int(getattr(getattr(worker, "cfg", None), "workers", 1) or 1)
+    if workers > 1 and not conf.get().memcached:
+        warning = local_store_warning(workers)
+        logger.warning("%s (%s) %s", warning.msg, warning.id, warning.hint)
+    lifecycle.start()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    from slowjobs.lifecycle import control as lifecycle
+
+    lifecycle.shutdown()

@@ -1,0 +1,1 @@
+"""Metrics for Prometheus and log records that carry the job."""

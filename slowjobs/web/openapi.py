@@ -1,0 +1,193 @@
+"""The OpenAPI description of the job endpoints, as the app publishes it.
+
+``GET <mount>/openapi.json`` serves it, with the paths where the app is
+mounted; a site adds its own submit endpoints with ``extend_description``
+(the demo does).  It is what the contract promises, and the tests fuzz the
+running server against it (schemathesis): any answer it does not list is a
+failure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe
+
+from slowjobs import __version__
+
+STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"]
+TICKET_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
+
+TIME = {"type": ["string", "null"], "format": "date-time"}
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string"}},
+}
+JOB_STATUS: dict[str, Any] = {
+    "type": "object",
+    "required": [
+        "ticket", "task", "status", "cancel_requested", "progress", "attempts",
+        "enqueued_at", "started_at", "finished_at", "result", "error", "result_url",
+    ],
+    "properties": {
+        "ticket": {"type": "string", "format": "uuid"},
+        "task": {"type": "string"},
+        "status": {"type": "string", "enum": STATUSES},
+        "cancel_requested": {"type": "boolean"},
+        "progress": {
+            "type": "object",
+            "required": ["current", "total", "percent", "message"],
+            "properties": {
+                "current": {"type": ["integer", "null"]},
+                "total": {"type": ["integer", "null"]},
+                "percent": {"type": ["number", "null"], "minimum": 0, "maximum": 100},
+                "message": {"type": "string"},
+            },
+        },
+        "attempts": {"type": "integer", "minimum": 0},
+        "enqueued_at": TIME,
+        "started_at": TIME,
+        "finished_at": TIME,
+        "result": {"description": "The task's JSON return value, once succeeded."},
+        "error": {"type": ["string", "null"]},
+        "result_url": {"type": ["string", "null"]},
+        "traceback": {
+            "type": "string",
+            "description": "Only for users with slowjobs.view_job.",
+        },
+        "detail": {"type": "string", "description": "Cancel answers only."},
+    },
+}  # fmt: skip
+
+
+def json_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
+
+
+def retry_later(description: str) -> dict[str, Any]:
+    return {
+        **json_body(
+            {
+                "type": "object",
+                "required": ["error", "retry_after"],
+                "properties": {
+                    "error": {"type": "string"},
+                    "retry_after": {"type": "integer", "minimum": 0},
+                },
+            },
+            description,
+        ),
+        "headers": {
+            "Retry-After": {"required": True, "schema": {"type": "string"}},
+        },
+    }
+
+
+NOT_FOUND = json_body(ERROR, "Unknown, malformed or someone else's ticket.")
+UNAVAILABLE = retry_later("The job database is not answering.")
+TICKET = {
+    "name": "ticket",
+    "in": "path",
+    "required": True,
+    "description": "The job's UUID; anything else is answered 404.",
+    "schema": {"type": "string"},
+}
+
+
+KEY = {
+    "name": "key",
+    "in": "query",
+    "required": False,
+    "description": "The job's own key, as given in the 202's status_url and "
+    "page_url: it lets a client without the submitter's session (or any "
+    "cookie) read, cancel and download that one job.",
+    "schema": {"type": "string"},
+}
+FORBIDDEN = json_body(
+    ERROR,
+    "A browser POST from another site (Sec-Fetch-Site or Origin), or a session "
+    "cookie without a CSRF token.",
+)
+
+
+def _path(name: str) -> str:
+    return reverse(f"slowjobs:{name}", args=[TICKET_PLACEHOLDER]).replace(
+        TICKET_PLACEHOLDER, "{ticket}"
+    )
+
+
+def job_paths() -> dict[str, Any]:
+    """The job endpoints, at the paths where this site mounts them."""
+    return {
+        _path("status"): {
+            "get": {
+                "operationId": "jobStatus",
+                "summary": "A job's status, progress and outcome.",
+                "parameters": [TICKET, KEY],
+                "responses": {
+                    "200": json_body(JOB_STATUS, "The job as its submitter sees it."),
+                    "404": NOT_FOUND,
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        _path("cancel"): {
+            "post": {
+                "operationId": "cancelJob",
+                "summary": "Cancel a queued job, or ask a running one to stop.",
+                "description": "CSRF-protected when the session cookie is "
+                "sent; refused (403) from a page of another site.",
+                "parameters": [TICKET, KEY],
+                "responses": {
+                    "202": json_body(JOB_STATUS, "The status after the request."),
+                    "403": FORBIDDEN,
+                    "404": NOT_FOUND,
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        _path("result"): {
+            "get": {
+                "operationId": "jobResult",
+                "summary": "The job's result file, as a download.",
+                "parameters": [TICKET, KEY],
+                "responses": {
+                    "200": {
+                        "description": "The file.",
+                        "content": {"*/*": {"schema": {}}},
+                    },
+                    "404": {
+                        "description": "No such job, or it has no result file.",
+                        "content": {"*/*": {"schema": {}}},
+                    },
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+    }
+
+
+def description(**extra_paths: Any) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "slowjobs",
+            "version": __version__,
+            "description": "Slow work handed to the web server's own executor: "
+            "a ticket at once, then status, progress, cancel and result.",
+        },
+        "paths": {**job_paths(), **extra_paths},
+    }
+
+
+@csrf_exempt
+@require_safe
+def openapi_view(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(description())

@@ -1,0 +1,152 @@
+"""Turning an enqueued job into the right HTTP answer, for any view.
+
+    from slowjobs.responses import submit
+
+    def my_view(request):
+        return submit(request, my_task, request.POST["n"])
+
+A browser form post gets ``303`` to the job's status page; a client that
+asks for ``application/json`` gets ``202`` with ``{ticket, status_url,
+page_url}`` and a ``Location`` header; a full executor (or a database that
+does not answer) gets ``503`` with ``Retry-After``; a submitter over one of
+their caps gets ``429`` with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import nullcontext
+from functools import wraps
+from typing import Any, ParamSpec
+
+from django.db import InterfaceError, OperationalError
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+    JsonResponse,
+)
+from django.middleware.csrf import get_token
+from django.urls import reverse
+from django.utils.translation import gettext
+
+from slowjobs import conf
+from slowjobs.exceptions import EnqueueRefused, InvalidTaskArguments, OverLimit
+from slowjobs.jobs import files as jobfiles
+from slowjobs.tasksapi import Task, TaskResult
+from slowjobs.web.jobkeys import with_key
+
+P = ParamSpec("P")
+
+
+def wants_json(request: HttpRequest) -> bool:
+    return request.get_preferred_type(["text/html", "application/json"]) == (
+        "application/json"
+    )
+
+
+def accepted(request: HttpRequest, result: TaskResult[..., Any]) -> HttpResponse:
+    page_url = reverse("slowjobs:page", args=[result.id])
+    if not wants_json(request):
+        return HttpResponseRedirect(page_url, status=303)
+    # The job's key rides in both URLs: a client that keeps no cookies
+    # reads, cancels and downloads with it (see slowjobs.jobkeys).
+    status_url = with_key(reverse("slowjobs:status", args=[result.id]), result.id)
+    page_url = with_key(page_url, result.id)
+    session = getattr(request, "session", None)
+    if session is not None and session.session_key:
+        # The client has a session (it owns the job through it), so its next
+        # POST needs a CSRF token: hand one out with the ticket.
+        get_token(request)
+    absolute_status_url = request.build_absolute_uri(status_url)
+    response = JsonResponse(
+        {
+            "ticket": result.id,
+            "status_url": absolute_status_url,
+            "page_url": request.build_absolute_uri(page_url),
+        },
+        status=202,
+    )
+    response["Location"] = absolute_status_url
+    return response
+
+
+def refused(request: HttpRequest, exc: EnqueueRefused) -> HttpResponse:
+    """``429`` when the submitter is over a cap (it names which), else
+    ``503``: the server has no room for anyone just now."""
+    status = 429 if isinstance(exc, OverLimit) else 503
+    if wants_json(request):
+        body: dict[str, object] = {"error": str(exc), "retry_after": exc.retry_after}
+        if isinstance(exc, OverLimit):
+            body["limit"] = exc.limit
+        response: HttpResponse = JsonResponse(body, status=status)
+    else:
+        response = HttpResponse(str(exc), status=status, content_type="text/plain")
+    response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def unavailable(request: HttpRequest, retry_after: int) -> HttpResponse:
+    message = gettext("The job database is not answering; try again shortly.")
+    if wants_json(request) or request.path.endswith("/status"):
+        response: HttpResponse = JsonResponse(
+            {"error": message, "retry_after": retry_after}, status=503
+        )
+    else:
+        response = HttpResponse(message, status=503, content_type="text/plain")
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
+def database_outage_as_503(
+    view: Callable[P, HttpResponseBase],
+) -> Callable[P, HttpResponseBase]:
+    """Answer ``503`` with ``Retry-After`` while the database does not answer."""
+
+    @wraps(view)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
+        try:
+            return view(*args, **kwargs)
+        except (OperationalError, InterfaceError):
+            request = args[0]
+            assert isinstance(request, HttpRequest)
+            return unavailable(request, conf.get().retry_after)
+
+    return wrapper
+
+
+def invalid(request: HttpRequest, errors: dict[str, list[str]]) -> HttpResponse:
+    if wants_json(request):
+        return JsonResponse({"errors": errors}, status=400)
+    lines = [f"{field}: {' '.join(messages)}" for field, messages in errors.items()]
+    return HttpResponse(
+        gettext("Invalid input.") + "\n" + "\n".join(lines),
+        status=400,
+        content_type="text/plain",
+    )
+
+
+def submit(
+    request: HttpRequest,
+    task: Task[..., Any],
+    *args: Any,
+    input_file: str = "",
+    **kwargs: Any,
+) -> HttpResponse:
+    """Enqueue ``task`` and answer as the client asked.
+
+    ``input_file``, a stored upload (``slowjobs.uploads.keep_upload``), is the
+    job's input: removed when the job ends, or at once if the job is refused.
+    It is not passed to the task.
+    """
+    with jobfiles.job_input(input_file) if input_file else nullcontext():
+        try:
+            result = task.enqueue(*args, **kwargs)
+        except EnqueueRefused as exc:
+            jobfiles.remove_stored(input_file)
+            return refused(request, exc)
+        except InvalidTaskArguments as exc:
+            jobfiles.remove_stored(input_file)
+            return invalid(request, {"__all__": [str(exc)]})
+    return accepted(request, result)
