@@ -31,11 +31,10 @@ from slowjobs.engine.running import (
     unregister,
 )
 from slowjobs.engine.spec import JobSpec, spec_from_job
-from slowjobs.jobs import dbhygiene
+from slowjobs.jobs import dbhygiene, transitions
 from slowjobs.jobs import files as jobfiles
-from slowjobs.jobs.cancel import CANCELLED_BEFORE_START, CANCELLED_CLASS
 from slowjobs.jobs.results import result_from_job
-from slowjobs.jobs.statewriter import get_writer
+from slowjobs.jobs.transitions import CANCELLED_CLASS
 from slowjobs.lifecycle import scheduler
 from slowjobs.models import Job, JobStatus
 from slowjobs.monitoring.logs import about, about_job
@@ -168,17 +167,11 @@ def _record_cancelled_before_start(spec: JobSpec, started: datetime) -> None:
         worker_ids=spec.worker_ids,
         errors=[TaskError(exception_class_path=CANCELLED_CLASS, traceback="")],
     )
-    get_writer(spec.using).update(
+    files = _files_at_end(spec, JobStatus.CANCELLED)
+    transitions.write(
+        spec.using,
         spec.ticket,
-        expect=spec.queued_ownership(),
-        changes={
-            "status": JobStatus.CANCELLED,
-            "cancel_requested": True,
-            "finished_at": started,
-            "error_class": CANCELLED_CLASS,
-            "error_message": CANCELLED_BEFORE_START,
-            **_files_at_end(spec, JobStatus.CANCELLED),
-        },
+        transitions.cancelled_before_start(spec.owner, spec.attempts, started, files),
         on_written=partial(_announce_finish, spec, cancelled, None),
     )
 
@@ -186,17 +179,12 @@ def _record_cancelled_before_start(spec: JobSpec, started: datetime) -> None:
 def _start(spec: JobSpec, started: datetime) -> RunningJob:
     """Record the start (queued -> running) and make the job known here."""
     attempt = spec.attempts + 1
-    get_writer(spec.using).update(
+    # A cancel that comes from now on is seen by the task at its next
+    # check, which records it; one that came first is handled before.
+    transitions.write(
+        spec.using,
         spec.ticket,
-        # A cancel that comes from now on is seen by the task at its next
-        # check, which records it; one that came first is handled before.
-        expect=spec.queued_ownership(),
-        changes={
-            "status": JobStatus.RUNNING,
-            "started_at": started,
-            "attempts": attempt,
-            "worker_ids": _worker_ids(spec),
-        },
+        transitions.start(spec.owner, spec.attempts, started, _worker_ids(spec)),
     )
     timeout = timeout_for(spec.task)
     job = RunningJob(
@@ -274,24 +262,25 @@ def _finish(spec: JobSpec, job: RunningJob, outcome: Outcome) -> None:
         errors=errors,
         return_value=fields.get("result"),
     )
-    get_writer(spec.using).update(
+    transitions.write(
+        spec.using,
         spec.ticket,
-        expect=job.ownership(),
-        changes=_end_changes(spec, job, status, fields, finished),
+        transitions.finish(
+            job.owner,
+            job.attempt,
+            status,
+            finished,
+            _outcome_columns(spec, job, status, fields),
+        ),
         on_written=partial(_announce_finish, spec, final, job),
     )
 
 
-def _end_changes(
-    spec: JobSpec,
-    job: RunningJob,
-    status: str,
-    fields: dict[str, Any],
-    finished: datetime,
+def _outcome_columns(
+    spec: JobSpec, job: RunningJob, status: str, fields: dict[str, Any]
 ) -> dict[str, Any]:
+    """The outcome, progress and file columns of a job's end."""
     return {
-        "status": status,
-        "finished_at": finished,
         # Only what differs from the row: every column is paid for.  A
         # first attempt that never reported finds the progress columns
         # empty already; a later one clears what an earlier one left.
@@ -334,25 +323,24 @@ def _schedule_retry(
     retry_at: datetime,
 ) -> None:
     """Queue the job again, ownerless and deferred: any process may retry it."""
-    entry = {
-        "attempt": job.attempt,
-        "owner": job.owner,
-        "outcome": "failed",
-        "at": now.isoformat(),
-        "error": f"{fields['error_class']}: {fields['error_message']}",
-    }
-    writer = get_writer(spec.using)
-    writer.update(
+    entry = transitions.history_entry(
+        job.attempt,
+        job.owner,
+        "failed",
+        now,
+        error=f"{fields['error_class']}: {fields['error_message']}",
+    )
+    transitions.write(
+        spec.using,
         spec.ticket,
-        expect=job.ownership(),
-        changes={
-            "status": JobStatus.QUEUED,
-            "owner": "",
-            "heartbeat_at": now,
-            "run_after": retry_at,
-            "history": [*spec.history, entry],
-            **job.progress_fields(),
-        },
+        transitions.retry(
+            job.owner,
+            job.attempt,
+            now,
+            retry_at,
+            [*spec.history, entry],
+            job.progress_fields(),
+        ),
         on_written=partial(_retry_scheduled, spec, job, entry, retry_at),
     )
 

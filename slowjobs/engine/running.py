@@ -22,8 +22,8 @@ from django.db import DatabaseError, connections
 
 from slowjobs import conf
 from slowjobs.exceptions import JobCancelled, JobInterrupted, JobTimedOut
+from slowjobs.jobs import transitions
 from slowjobs.jobs.jsonargs import storable_bigint, storable_text, to_json_value
-from slowjobs.jobs.statewriter import get_writer
 from slowjobs.models import Job, JobStatus
 from slowjobs.progress import get_store
 from slowjobs.progress.base import cancel_flagged, cancel_key, live_key
@@ -177,10 +177,10 @@ class RunningJob:
             self._published = True
         if now >= self._next_mirror and self.current is not None:
             self._next_mirror = now + self._settings.progress_db_interval
-            get_writer(self.using).update(
+            transitions.write(
+                self.using,
                 self.ticket,
-                expect=self.ownership(),
-                changes=self.progress_fields(),
+                transitions.report(self.owner, self.attempt, self.progress_fields()),
             )
 
     def _progress_values(self) -> dict[str, Any]:
@@ -226,11 +226,7 @@ class RunningJob:
 
     def ownership(self) -> dict[str, Any]:
         """The conditions under which this attempt still owns the row."""
-        return {
-            "status": JobStatus.RUNNING,
-            "owner": self.owner,
-            "attempts": self.attempt,
-        }
+        return transitions.running_by(self.owner, self.attempt)
 
     # -- cancellation and deadlines ---------------------------------------
 
@@ -270,10 +266,12 @@ class RunningJob:
     def save_checkpoint(self, value: Any) -> bool:
         """Store ``value`` (JSON) durably; False if this attempt lost the job."""
         value = to_json_value(value, "the checkpoint")
-        written = get_writer(self.using).update_and_wait(
+        written = transitions.write_and_wait(
+            self.using,
             self.ticket,
-            expect=self.ownership(),
-            changes={"checkpoint": value, **self.progress_fields()},
+            transitions.save_checkpoint(
+                self.owner, self.attempt, value, self.progress_fields()
+            ),
         )
         if written:
             self.checkpoint = value

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from slowjobs.jobs import transitions
 from slowjobs.jobs.results import build_result, load_task
-from slowjobs.models import Job, JobStatus
+from slowjobs.models import Job
 from slowjobs.tasksapi import Task, TaskResult, TaskResultStatus
 from slowjobs.web.submitter import Submitter
 
@@ -49,11 +50,7 @@ class JobSpec:
 
     def queued_ownership(self) -> dict[str, Any]:
         """The conditions under which the row is still this queued job's."""
-        return {
-            "status": JobStatus.QUEUED,
-            "owner": self.owner,
-            "attempts": self.attempts,
-        }
+        return transitions.queued_by(self.owner, self.attempts)
 
     def result(self, status: TaskResultStatus, **fields: Any) -> TaskResult[..., Any]:
         return build_result(

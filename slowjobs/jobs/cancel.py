@@ -19,13 +19,14 @@ from django.utils.module_loading import import_string
 
 from slowjobs.engine.running import get_running
 from slowjobs.jobs import files as jobfiles
-from slowjobs.models import Job, JobStatus
+from slowjobs.jobs import transitions
+from slowjobs.jobs.transitions import CANCELLED_BEFORE_START, CANCELLED_CLASS
+
+__all__ = ["CANCELLED_BEFORE_START", "CANCELLED_CLASS", "CancelOutcome", "cancel"]
+from slowjobs.models import Job
 from slowjobs.progress import get_store
 from slowjobs.progress.base import cancel_key
 from slowjobs.progress.records import sealed
-
-CANCELLED_BEFORE_START = "Cancelled before it started."
-CANCELLED_CLASS = "slowjobs.exceptions.JobCancelled"
 
 # Sent after a cancel request is recorded: sender=Job, ticket=, outcome=.
 cancel_requested = Signal()
@@ -44,18 +45,12 @@ def cancel(ticket: uuid.UUID, using: str = "default") -> CancelOutcome:
     get_store().set(key, sealed(key, {"requested_at": now.isoformat()}))
     # Started here (its row may still read queued): it records the cancel.
     running_here = get_running(ticket)
-    if running_here is None and jobs.filter(pk=ticket, status=JobStatus.QUEUED).update(
-        status=JobStatus.CANCELLED,
-        cancel_requested=True,
-        finished_at=now,
-        error_class=CANCELLED_CLASS,
-        error_message=CANCELLED_BEFORE_START,
+    if running_here is None and transitions.apply(
+        jobs, ticket, transitions.cancel_queued(now)
     ):
         outcome = CancelOutcome.CANCELLED
         _remove_input(jobs, ticket)
-    elif jobs.filter(
-        pk=ticket, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
-    ).update(cancel_requested=True):
+    elif transitions.apply(jobs, ticket, transitions.request_cancel()):
         outcome = CancelOutcome.REQUESTED
     else:
         outcome = CancelOutcome.FINISHED

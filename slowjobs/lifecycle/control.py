@@ -31,7 +31,6 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.utils import timezone
 
@@ -42,12 +41,12 @@ from slowjobs.engine.executor.registry import current_executor, shutdown_executo
 from slowjobs.engine.processes.pool import close_pool
 from slowjobs.engine.runner import JobWork, start_claimed
 from slowjobs.engine.spec import JobSpec
-from slowjobs.jobs.statewriter import get_writer, stop_writers
+from slowjobs.jobs import transitions
+from slowjobs.jobs.statewriter import stop_writers
 from slowjobs.lifecycle import processlock, scheduler
 from slowjobs.lifecycle.heartbeat import Heartbeat
 from slowjobs.lifecycle.identity import process_id
-from slowjobs.lifecycle.orphans import INTERRUPTED_CLASS, forget_live_records
-from slowjobs.models import JobStatus
+from slowjobs.lifecycle.orphans import forget_live_records
 
 logger = logging.getLogger("slowjobs.lifecycle")
 
@@ -183,49 +182,33 @@ def _drain(deadline: float) -> bool:
 
 
 def _hand_back_queued(specs: list[JobSpec], report: ShutdownReport) -> None:
-    writer = get_writer()
     now = timezone.now()
     for spec in specs:
-        writer.update(
+        transitions.write(
+            spec.using,
             spec.ticket,
-            expect=spec.queued_ownership(),
-            changes={"owner": "", "heartbeat_at": now},
+            transitions.hand_back_queued(spec.owner, spec.attempts, now),
         )
         report.handed_back.append(str(spec.ticket))
 
 
 def _hand_back_running(jobs: list[running.RunningJob], report: ShutdownReport) -> None:
-    writer = get_writer()
     now = timezone.now()
     for job in jobs:
         job.end()  # a task that did not stop must not publish again
-        entry = {
-            "attempt": job.attempt,
-            "owner": job.owner,
-            "outcome": "interrupted",
-            "at": now.isoformat(),
-        }
-        changes: dict[str, Any] = {
-            "status": JobStatus.QUEUED,
-            "owner": "",
-            "heartbeat_at": now,
-            "history": [*job.history, entry],
-            **job.progress_fields(),
-        }
-        policy = on_interrupt(job.task)
-        if policy == "fail":
-            changes.update(
-                status=JobStatus.FAILED,
-                finished_at=now,
-                error_class=INTERRUPTED_CLASS,
-                error_message=(
-                    f"Attempt {job.attempt} was interrupted (shutdown); "
-                    "this task does not run again after an interruption."
-                ),
-            )
-        elif policy == "restart":
-            changes["checkpoint"] = None
-        writer.update(job.ticket, expect=job.ownership(), changes=changes)
+        entry = transitions.history_entry(job.attempt, job.owner, "interrupted", now)
+        transitions.write(
+            job.using,
+            job.ticket,
+            transitions.interrupt(
+                job.owner,
+                job.attempt,
+                now,
+                [*job.history, entry],
+                job.progress_fields(),
+                on_interrupt(job.task),
+            ),
+        )
         report.handed_back.append(str(job.ticket))
     forget_live_records([job.ticket for job in jobs])
 

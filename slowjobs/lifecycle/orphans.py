@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from slowjobs import conf
 from slowjobs.backend.task import on_interrupt
-from slowjobs.jobs.cancel import CANCELLED_CLASS
+from slowjobs.jobs import transitions
 from slowjobs.jobs.results import load_task
 from slowjobs.jobs.sql import statements_for
 from slowjobs.models import Job, JobQuerySet, JobStatus, WorkerProcess
@@ -32,7 +32,6 @@ from slowjobs.progress import get_store
 from slowjobs.progress.base import live_key
 from slowjobs.tasksapi import TaskResultDoesNotExist
 
-INTERRUPTED_CLASS = "slowjobs.exceptions.JobInterrupted"
 # What a job that lost its process says until its next attempt reports.
 RESUMING_MESSAGE = "Interrupted; resuming from the last checkpoint"
 RESTARTING_MESSAGE = "Interrupted; starting again"
@@ -78,20 +77,21 @@ def deferred_due(using: str = "default", now: datetime | None = None) -> JobQuer
     )
 
 
-def _interruption(job: Job, now: datetime, outcome: str) -> dict[str, Any]:
-    return {
-        "attempt": job.attempts,
-        "owner": job.owner,
-        "outcome": outcome,
-        "at": now.isoformat(),
-    }
+def _set(job: Job, columns: dict[str, Any]) -> None:
+    for name, value in columns.items():
+        setattr(job, name, value)
 
 
 def _fail(job: Job, now: datetime, error_class: str, message: str) -> None:
-    job.status = JobStatus.FAILED
-    job.error_class = error_class
-    job.error_message = message
-    job.finished_at = now
+    _set(
+        job,
+        {
+            "status": JobStatus.FAILED,
+            "error_class": error_class,
+            "error_message": message,
+            "finished_at": now,
+        },
+    )
 
 
 def prepare(job: Job, now: datetime) -> bool:
@@ -107,26 +107,21 @@ def prepare(job: Job, now: datetime) -> bool:
         _fail(job, now, f"{kind.__module__}.{kind.__qualname__}", str(exc))
         return False
     if job.status == JobStatus.RUNNING:
-        job.history = [*job.history, _interruption(job, now, "lost")]
+        entry = transitions.history_entry(job.attempts, job.owner, "lost", now)
+        job.history = [*job.history, entry]
         policy = on_interrupt(task)
         if policy == "fail":
-            _fail(
-                job,
-                now,
-                INTERRUPTED_CLASS,
-                f"Attempt {job.attempts} was interrupted (its process was lost); "
-                "this task does not run again after an interruption.",
+            failure = transitions.interrupted_failure(
+                job.attempts, "its process was lost"
             )
+            _set(job, {**failure, "finished_at": now})
             return False
         job.progress_message = RESUMING_MESSAGE
         if policy == "restart":
             job.checkpoint = None
             job.progress_message = RESTARTING_MESSAGE
     if job.cancel_requested:
-        job.status = JobStatus.CANCELLED
-        job.error_class = CANCELLED_CLASS
-        job.error_message = "Cancelled while its process was gone."
-        job.finished_at = now
+        _set(job, transitions.cancelled(now, "Cancelled while its process was gone."))
         return False
     job.status = JobStatus.QUEUED
     return True

@@ -39,7 +39,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
 from slowjobs import conf
-from slowjobs.jobs.cancel import CANCELLED_CLASS
+from slowjobs.jobs.transitions import CANCELLED_CLASS
 from slowjobs.signals import enqueue_refused, job_retrying
 from slowjobs.tasksapi import TaskResultStatus, task_enqueued, task_finished
 from slowjobs.web.access import VIEW_ANY
