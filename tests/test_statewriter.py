@@ -8,6 +8,7 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
+from slowjobs.backend.backend import _insert as insert
 from slowjobs.jobs.sql import statements_for
 from slowjobs.jobs.statewriter import StateWriter
 from slowjobs.models import Job, JobStatus
@@ -30,9 +31,14 @@ def _row(**values):
     }
 
 
-def test_insert_is_durable_when_it_returns(writer):
+def _insert(row):
+    """The one insert path: the backend's own (committed when it returns)."""
+    insert(connections["default"], row, None)
+
+
+def test_insert_is_durable_when_it_returns():
     row = _row(owner="me")
-    writer.insert(row)
+    _insert(row)
     job = Job.objects.get(pk=row["id"])
     assert job.status == JobStatus.QUEUED
     assert job.args == []
@@ -42,7 +48,7 @@ def test_insert_is_durable_when_it_returns(writer):
 
 def test_conditional_updates_report_whether_they_matched(writer):
     row = _row(owner="me")
-    writer.insert(row)
+    _insert(row)
     outcomes: list[int] = []
     done = threading.Event()
 
@@ -106,7 +112,7 @@ def test_many_updates_in_one_batch_match_only_their_own_rows():
 
 def test_a_start_and_finish_in_one_batch_become_one_update(writer):
     row = _row(owner="me")
-    writer.insert(row)
+    _insert(row)
     finished = threading.Event()
     # Written in the caller's thread after stop, as one batch of both.
     writer.stop(5)

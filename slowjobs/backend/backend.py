@@ -55,7 +55,7 @@ from slowjobs import checks, conf
 from slowjobs.backend import admission
 from slowjobs.backend.task import SlowJobsTask, cost_of, unique_key_for
 from slowjobs.engine.executor import Slot, get_executor
-from slowjobs.engine.processes import child
+from slowjobs.engine.place import in_job_process
 from slowjobs.engine.runner import start_on
 from slowjobs.engine.spec import JobSpec
 from slowjobs.exceptions import DatabaseUnavailable, EnqueueRefused, OverLimit
@@ -122,7 +122,7 @@ class SlowJobsBackend(BaseTaskBackend):
         using = router.db_for_write(Job)
         enqueued_at = timezone.now()
         run_after = task.run_after
-        if child.in_job_process:
+        if in_job_process():
             # A job process runs no executor of its own: the job is left
             # ownerless, for its server (or any) to take when it is due.
             due = run_after if run_after is not None else enqueued_at

@@ -11,7 +11,6 @@ attempt.
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -27,10 +26,9 @@ from slowjobs.engine.running import (
     RunningJob,
     cancel_requested_in_database,
     register,
-    timeout_for,
     unregister,
 )
-from slowjobs.engine.spec import JobSpec, spec_from_job
+from slowjobs.engine.spec import JobSpec, running_job, spec_from_job
 from slowjobs.jobs import dbhygiene, transitions
 from slowjobs.jobs import files as jobfiles
 from slowjobs.jobs.results import result_from_job
@@ -178,7 +176,6 @@ def _record_cancelled_before_start(spec: JobSpec, started: datetime) -> None:
 
 def _start(spec: JobSpec, started: datetime) -> RunningJob:
     """Record the start (queued -> running) and make the job known here."""
-    attempt = spec.attempts + 1
     # A cancel that comes from now on is seen by the task at its next
     # check, which records it; one that came first is handled before.
     transitions.write(
@@ -186,23 +183,7 @@ def _start(spec: JobSpec, started: datetime) -> RunningJob:
         spec.ticket,
         transitions.start(spec.owner, spec.attempts, started, _worker_ids(spec)),
     )
-    timeout = timeout_for(spec.task)
-    job = RunningJob(
-        ticket=spec.ticket,
-        task_path=spec.task.module_path,
-        owner=spec.owner,
-        attempt=attempt,
-        enqueued_at=spec.enqueued_at,
-        started_at=started,
-        using=spec.using,
-        submitter_user=spec.submitter_user,
-        submitter_session=spec.submitter_session,
-        checkpoint=spec.checkpoint,
-        history=spec.history,
-        task=spec.task,
-        timeout=timeout,
-        deadline=None if timeout is None else time.monotonic() + timeout,
-    )
+    job = running_job(spec, started)
     register(job)
     return job
 

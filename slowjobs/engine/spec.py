@@ -5,11 +5,13 @@ a claimed row (``spec_from_job``).
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from slowjobs.engine.running import RunningJob, timeout_for
 from slowjobs.jobs import transitions
 from slowjobs.jobs.results import build_result, load_task
 from slowjobs.models import Job
@@ -83,3 +85,53 @@ def spec_from_job(job: Job, sender: type = object) -> JobSpec:
         checkpoint=job.checkpoint,
         history=list(job.history),
     )
+
+
+def running_job(spec: JobSpec, started: datetime) -> RunningJob:
+    """This process's record of the job's next attempt, started ``started``."""
+    timeout = timeout_for(spec.task)
+    return RunningJob(
+        ticket=spec.ticket,
+        task_path=spec.task.module_path,
+        owner=spec.owner,
+        attempt=spec.attempts + 1,
+        enqueued_at=spec.enqueued_at,
+        started_at=started,
+        using=spec.using,
+        submitter_user=spec.submitter_user,
+        submitter_session=spec.submitter_session,
+        checkpoint=spec.checkpoint,
+        history=spec.history,
+        task=spec.task,
+        timeout=timeout,
+        deadline=None if timeout is None else time.monotonic() + timeout,
+    )
+
+
+def run_message(spec: JobSpec, job: RunningJob) -> dict[str, Any]:
+    """The job as a job process gets it (process mode's ``run`` message)."""
+    task = spec.task
+    return {
+        "op": "run",
+        "ticket": str(spec.ticket),
+        "task_path": task.module_path,
+        "priority": task.priority,
+        "queue_name": task.queue_name,
+        "backend": task.backend,
+        "args": spec.args,
+        "kwargs": spec.kwargs,
+        "owner": job.owner,
+        "attempt": job.attempt,
+        "worker_ids": [*spec.worker_ids, spec.owner],
+        "enqueued_at": spec.enqueued_at.isoformat(),
+        "started_at": job.started_at.isoformat(),
+        "using": job.using,
+        "user": job.submitter_user,
+        "session": job.submitter_session,
+        "checkpoint": job.checkpoint,
+        "history": job.history,
+        "timeout": job.timeout,
+        "seconds_left": None
+        if job.deadline is None
+        else max(0.0, job.deadline - time.monotonic()),
+    }

@@ -7,9 +7,9 @@ takes everything queued since its last commit and writes it in a single
 transaction.  Under load the batches grow and the commits per job fall;
 when idle a write costs one commit, as before.
 
-- ``insert`` blocks until the row is committed.  The backend does not use
-  it: ``enqueue`` commits its own INSERT on the request's connection, the
-  quickest way to a durable row (see ``slowjobs.backend._insert``).
+- It writes no new rows: ``enqueue`` commits its own INSERT on the
+  request's connection, the quickest way to a durable row (see
+  ``slowjobs.backend.backend._insert``), which is the one insert path.
 - ``update`` does not block; ``on_written`` runs after the commit with the
   number of rows the conditional UPDATE matched (0 when the attempt no longer
   owns the job), on the writer's notifier thread (``slowjobs.jobs.notifier``),
@@ -59,24 +59,22 @@ OUTAGE_PAUSE = 2.0
 
 
 class _Write:
-    """One queued write: an insert (``job``), a conditional update
-    (``ticket``), or neither (a flush marker)."""
+    """One queued write: a conditional update (``ticket``), or a flush
+    marker (no ticket)."""
 
     __slots__ = (
-        "absorbed", "callbacks", "changes", "done", "error", "expect", "job",
-        "rows", "ticket",
+        "absorbed", "callbacks", "changes", "done", "error", "expect", "rows",
+        "ticket",
     )  # fmt: skip
 
     def __init__(
         self,
         *,
-        job: dict[str, Any] | None = None,
         ticket: uuid.UUID | None = None,
         expect: dict[str, Any] | None = None,
         changes: dict[str, Any] | None = None,
         waited: bool = False,
     ) -> None:
-        self.job = job
         self.ticket = ticket
         self.expect = expect or {}
         self.changes = changes or {}
@@ -94,8 +92,6 @@ class _Write:
         Then the two become one UPDATE with this write's conditions: the
         later one could only have matched after this one did.
         """
-        if self.job is not None:
-            return False
         after = {**self.expect, **self.changes}
         return all(k in after and after[k] == v for k, v in later.expect.items())
 
@@ -119,13 +115,6 @@ class StateWriter:
         self._notifier = Notifier(f"slowjobs-notifier-{using}")
         self.commits = 0
         self.writes = 0
-
-    def insert(self, row: dict[str, Any]) -> None:
-        write = _Write(job=row, waited=True)
-        self._put(write)
-        write.wait()
-        if write.error is not None:
-            raise write.error
 
     def update(
         self,
@@ -210,7 +199,7 @@ class StateWriter:
         latest: dict[uuid.UUID, _Write] = {}
         for write in batch:
             if write.ticket is None:
-                merged.append(write)  # an insert or a flush marker
+                merged.append(write)  # a flush marker
                 continue
             target = latest.get(write.ticket)
             if target is None or not target.absorbs(write):
@@ -221,7 +210,7 @@ class StateWriter:
                 target.callbacks.extend(write.callbacks)
                 write.callbacks = []
                 target.absorbed.append(write)
-        real = [w for w in merged if w.job is not None or w.ticket is not None]
+        real = [w for w in merged if w.ticket is not None]
         if real:
             try:
                 self._commit(real)
@@ -276,11 +265,6 @@ class StateWriter:
         connection = connections[self.using]
         statements = statements_for(connection)
         with connection.cursor() as cursor:
-            inserts = [w for w in writes if w.job is not None]
-            if inserts:
-                statements.insert(cursor, [w.job for w in inserts if w.job])
-                for write in inserts:
-                    write.rows = 1
             updates = [w for w in writes if w.ticket is not None]
             rows = statements.update_many(
                 cursor, [(w.ticket, w.expect, w.changes) for w in updates if w.ticket]

@@ -10,11 +10,14 @@ existence is never revealed to someone who may not act on it.
 
 from __future__ import annotations
 
+import hmac
 import uuid
+from typing import Any
 
 from django.http import Http404, HttpRequest
 
 from slowjobs.models import Job
+from slowjobs.progress.records import session_digest
 from slowjobs.web.jobkeys import holds_key
 
 VIEW_ANY = "slowjobs.view_job"
@@ -25,6 +28,27 @@ def may_view_any(request: HttpRequest) -> bool:
     """Whether this visitor may read every job (and see tracebacks)."""
     user = getattr(request, "user", None)
     return bool(user is not None and user.is_authenticated and user.has_perm(VIEW_ANY))
+
+
+def may_see(
+    request: HttpRequest, ticket: uuid.UUID, *, user_id: Any, session: str
+) -> bool:
+    """The rule, for a job known by its submitter's user id and session
+    digest (a live record): no query, the same answer as ``get_visible_job``."""
+    if holds_key(request, ticket):
+        return True
+    request_session = getattr(request, "session", None)
+    digest = session_digest(
+        request_session.session_key if request_session is not None else None
+    )
+    if digest and hmac.compare_digest(session, digest):
+        return True
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return False
+    if user_id is not None and user_id == user.pk:
+        return True
+    return bool(user.has_perm(VIEW_ANY))
 
 
 def get_visible_job(

@@ -11,7 +11,6 @@ live records lapse within two heartbeats).
 
 from __future__ import annotations
 
-import hmac
 import time
 import uuid
 from datetime import datetime
@@ -26,9 +25,8 @@ from slowjobs.lifecycle.liveness import owner_is_alive
 from slowjobs.models import Job, JobStatus, percent
 from slowjobs.progress import get_store
 from slowjobs.progress.base import cancel_key, live_key
-from slowjobs.progress.records import opened, session_digest
-from slowjobs.web.access import VIEW_ANY
-from slowjobs.web.jobkeys import holds_key
+from slowjobs.progress.records import opened
+from slowjobs.web.access import may_see
 
 # Errors of the server's surroundings (files, sockets, the database):
 # their text names paths and hosts, which are for staff and the logs.
@@ -119,24 +117,6 @@ def row_payload(
     return payload
 
 
-def _session_key(request: HttpRequest) -> str | None:
-    session = getattr(request, "session", None)
-    return None if session is None else session.session_key
-
-
-def _may_see(request: HttpRequest, record: dict[str, Any]) -> bool:
-    """Ownership from the live record; the session needs no query."""
-    digest = session_digest(_session_key(request))
-    if digest and hmac.compare_digest(str(record["session"]), digest):
-        return True
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return False
-    if record["user"] is not None and record["user"] == user.pk:
-        return True
-    return bool(user.has_perm(VIEW_ANY))
-
-
 def _fresh(record: dict[str, Any]) -> bool:
     """Written lately: an older record (a job that reports rarely, or whose
     process died) sends the reader to the row, which knows which it is."""
@@ -180,7 +160,7 @@ def live_payload(request: HttpRequest, ticket: uuid.UUID) -> dict[str, Any] | No
     if record is None or not well_formed(record, key):
         return None
     if not _fresh(record) or not (
-        holds_key(request, ticket) or _may_see(request, record)
+        may_see(request, ticket, user_id=record["user"], session=str(record["session"]))
     ):
         return None
     cancelled = cancel_key(key) in found and opened(

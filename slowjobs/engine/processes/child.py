@@ -20,20 +20,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from slowjobs.engine.place import become_job_process
 from slowjobs.engine.processes.wire import Channel, ChannelClosed, Message
-
-# Set in a job process: an enqueue from a task leaves the job to the servers.
-in_job_process = False
 
 
 def main(argv: list[str]) -> None:
-    global in_job_process
     fd, niceness = int(argv[1]), int(argv[2])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if niceness:
         os.nice(niceness)
     channel = Channel(socket.socket(fileno=fd))
-    in_job_process = True
+    # An enqueue from a task now leaves the job to the servers.
+    become_job_process()
 
     import django
 

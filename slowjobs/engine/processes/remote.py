@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.utils.translation import gettext
 
@@ -26,6 +26,7 @@ from slowjobs.engine import running
 from slowjobs.engine.calling import Outcome, error_fields, stopped
 from slowjobs.engine.processes.pool import JobProcess, ProcessPool, get_pool
 from slowjobs.engine.processes.wire import ChannelBroken, ChannelClosed, Message
+from slowjobs.engine.spec import JobSpec, run_message
 from slowjobs.exceptions import (
     JobCancelled,
     JobInterrupted,
@@ -34,9 +35,6 @@ from slowjobs.exceptions import (
 )
 from slowjobs.jobs import files as jobfiles
 from slowjobs.models import JobStatus
-
-if TYPE_CHECKING:
-    from slowjobs.engine.spec import JobSpec
 
 logger = logging.getLogger("slowjobs.processes")
 
@@ -73,7 +71,7 @@ def call_in_process(spec: JobSpec, job: running.RunningJob) -> Outcome:
     if waiting:
         job.message = ""
     try:
-        process.channel.send(_run_message(spec, job))
+        process.channel.send(run_message(spec, job))
     except ChannelClosed:
         pool.replace(process)
         return Outcome(JobStatus.FAILED, error_fields(_died(process)))
@@ -85,34 +83,6 @@ def call_in_process(spec: JobSpec, job: running.RunningJob) -> Outcome:
         logger.exception("Job %s: relaying its process failed", job.ticket)
         pool.replace(process)
         return Outcome(JobStatus.FAILED, error_fields(exc))
-
-
-def _run_message(spec: JobSpec, job: running.RunningJob) -> Message:
-    task = spec.task
-    return {
-        "op": "run",
-        "ticket": str(spec.ticket),
-        "task_path": task.module_path,
-        "priority": task.priority,
-        "queue_name": task.queue_name,
-        "backend": task.backend,
-        "args": spec.args,
-        "kwargs": spec.kwargs,
-        "owner": job.owner,
-        "attempt": job.attempt,
-        "worker_ids": [*spec.worker_ids, spec.owner],
-        "enqueued_at": spec.enqueued_at.isoformat(),
-        "started_at": job.started_at.isoformat(),
-        "using": job.using,
-        "user": job.submitter_user,
-        "session": job.submitter_session,
-        "checkpoint": job.checkpoint,
-        "history": job.history,
-        "timeout": job.timeout,
-        "seconds_left": None
-        if job.deadline is None
-        else max(0.0, job.deadline - time.monotonic()),
-    }
 
 
 def _follow(pool: ProcessPool, process: JobProcess, job: running.RunningJob) -> Outcome:
