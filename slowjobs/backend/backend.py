@@ -60,6 +60,7 @@ from slowjobs.engine.runner import start_on
 from slowjobs.engine.spec import JobSpec
 from slowjobs.exceptions import DatabaseUnavailable, EnqueueRefused, OverLimit
 from slowjobs.jobs import files as jobfiles
+from slowjobs.jobs import transitions
 from slowjobs.jobs.jsonargs import check_arguments
 from slowjobs.jobs.results import build_result, result_from_job
 from slowjobs.jobs.sql import statements_for
@@ -67,7 +68,7 @@ from slowjobs.jobs.writelock import sqlite_write_turn
 from slowjobs.lifecycle import control as lifecycle
 from slowjobs.lifecycle import scheduler
 from slowjobs.lifecycle.identity import process_id
-from slowjobs.models import Job, JobStatus
+from slowjobs.models import Job
 from slowjobs.monitoring.logs import about_job
 from slowjobs.signals import enqueue_refused
 from slowjobs.tasksapi import (
@@ -222,29 +223,19 @@ class SlowJobsBackend(BaseTaskBackend):
         enqueued_at: datetime,
         submitter: Submitter,
     ) -> dict[str, Any]:
-        row = {
-            "id": ticket,
-            "task_path": task.module_path,
-            "backend": self.alias,
-            "queue_name": task.queue_name,
-            "priority": task.priority,
-            "args": args,
-            "kwargs": kwargs,
-            "status": JobStatus.QUEUED,
-            "enqueued_at": enqueued_at,
-            "submitted_by_id": submitter.user_id,
-            "submitter_session": submitter.session_key,
-        }
-        # Left to the column defaults when empty: the INSERT names only
-        # what it sets.
-        if submitter.address:
-            row["submitter_address"] = submitter.address
-        if (cost := cost_of(task)) != 1:
-            row["cost"] = cost
-        if name := jobfiles.pending_input():
-            row["input_file"] = name
-            row["input_size"] = jobfiles.size_of(name)
-        return row
+        name = jobfiles.pending_input()
+        return transitions.enqueued(
+            ticket=ticket,
+            task=task,
+            backend=self.alias,
+            args=args,
+            kwargs=kwargs,
+            enqueued_at=enqueued_at,
+            submitter=(submitter.user_id, submitter.session_key, submitter.address),
+            cost=cost_of(task),
+            input_file=name,
+            input_size=jobfiles.size_of(name) if name else 0,
+        )
 
     def _defer(
         self,

@@ -71,4 +71,4 @@ def _remove_input(jobs: QuerySet[Job], ticket: uuid.UUID) -> None:
         keep = False
     if not keep:
         jobfiles.remove_stored(job.input_file)
-        jobs.filter(pk=ticket).update(input_file="", input_size=0)
+        transitions.apply(jobs, ticket, transitions.input_removed())

@@ -30,7 +30,7 @@ from django.conf import settings
 from django.db import connection
 
 from slowjobs.engine.context import current_job
-from slowjobs.jobs.statewriter import get_writer
+from slowjobs.jobs import transitions
 from slowjobs.models import Job
 
 logger = logging.getLogger("slowjobs.files")
@@ -71,8 +71,8 @@ def attach_result_file(ticket: uuid.UUID | str, path: Path) -> None:
     if job is not None and str(job.ticket) == str(ticket):
         job.result_file = name  # written with the outcome
         return
-    get_writer().update_and_wait(
-        uuid.UUID(str(ticket)), expect={}, changes={"result_file": name}
+    transitions.write_and_wait(
+        "default", uuid.UUID(str(ticket)), transitions.attach_result(name)
     )
 
 
@@ -108,12 +108,12 @@ def attach_input_file(ticket: uuid.UUID | str, name: str) -> None:
     ``job_input`` is better: a job that ends before this lands cannot
     remove an input it does not know of.
     """
-    changes = {"input_file": name, "input_size": size_of(name)}
+    transition = transitions.attach_input(name, size_of(name))
     if connection.in_atomic_block:
         # The row may not be committed yet: only this transaction sees it.
-        Job.objects.filter(pk=ticket).update(**changes)
+        transitions.apply(Job.objects.all(), uuid.UUID(str(ticket)), transition)
     else:
-        get_writer().update(uuid.UUID(str(ticket)), expect={}, changes=changes)
+        transitions.write("default", uuid.UUID(str(ticket)), transition)
 
 
 def remove_stored(name: str) -> None:

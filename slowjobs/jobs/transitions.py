@@ -7,6 +7,7 @@ state writer (``write``, ``write_and_wait``), or, for the few made inside a
 transaction or under a row lock, apply it there; no other module decides
 which job columns a state change touches.
 
+    (new) --enqueued--> queued (owned by the enqueuing process, or ownerless)
     queued --start--> running --finish--> succeeded / failed / cancelled
     queued --cancel_queued / cancelled_before_start--> cancelled
     running --retry--> queued (ownerless, run_after)
@@ -14,6 +15,8 @@ which job columns a state change touches.
     queued --hand_back_queued--> queued (ownerless)
     running/queued of a dead owner --claim (slowjobs.lifecycle.orphans)--> queued
     running --report / save_checkpoint--> running (progress, checkpoint)
+    any --attach_result / attach_input / input_removed--> the same (files)
+    unfinished of a live owner --renew_leases--> the same (heartbeat_at)
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db import connections
 from django.db.models import QuerySet
 
+from slowjobs.jobs.sql import statements_for
 from slowjobs.jobs.statewriter import OnWritten, get_writer
 from slowjobs.models import Job, JobStatus
 
@@ -111,6 +116,108 @@ def interrupted_failure(attempt: int, cause: str) -> dict[str, Any]:
 
 
 # -- the transitions -------------------------------------------------------------
+
+
+def enqueued(
+    *,
+    ticket: uuid.UUID,
+    task: Any,
+    backend: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    enqueued_at: datetime,
+    submitter: tuple[Any, str, str],
+    cost: int = 1,
+    input_file: str = "",
+    input_size: int = 0,
+) -> dict[str, Any]:
+    """The columns of a new job's INSERT; ``submitter`` is (user id,
+    session key, client address).  Left to the column defaults when empty:
+    the INSERT names only what it sets."""
+    user_id, session_key, address = submitter
+    row = {
+        "id": ticket,
+        "task_path": task.module_path,
+        "backend": backend,
+        "queue_name": task.queue_name,
+        "priority": task.priority,
+        "args": args,
+        "kwargs": kwargs,
+        "status": JobStatus.QUEUED,
+        "enqueued_at": enqueued_at,
+        "submitted_by_id": user_id,
+        "submitter_session": session_key,
+    }
+    if address:
+        row["submitter_address"] = address
+    if cost != 1:
+        row["cost"] = cost
+    if input_file:
+        row.update(input_file=input_file, input_size=input_size)
+    return row
+
+
+# The columns a claim writes: ``prepare``'s verdict and the new owner.
+CLAIM_FIELDS = [
+    "status",
+    "owner",
+    "heartbeat_at",
+    "history",
+    "checkpoint",
+    "error_class",
+    "error_message",
+    "finished_at",
+    "progress_message",
+]
+
+
+def claimed(owner: str, now: datetime) -> dict[str, Any]:
+    """What a claim writes besides ``prepare``'s verdict (rows locked)."""
+    return {"owner": owner, "heartbeat_at": now}
+
+
+def write_claims(using: str, jobs: list[Job]) -> None:
+    """Write claimed jobs, in the claim's transaction, their rows locked.
+
+    One prepared UPDATE per job (pipelined on PostgreSQL): the rows are
+    locked, so no condition is needed; bulk_update's CASE expressions cost
+    several times more.
+    """
+    if not jobs:
+        return
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        statements_for(connection).update_many(
+            cursor,
+            [
+                (job.pk, {}, {name: getattr(job, name) for name in CLAIM_FIELDS})
+                for job in jobs
+            ],
+        )
+
+
+def renew_leases(
+    jobs: QuerySet[Job], owner: str, now: datetime, older_than: datetime
+) -> int:
+    """The heartbeat: this owner's unfinished jobs whose lease is getting old."""
+    return jobs.filter(
+        status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
+        finished_at__isnull=True,
+        owner=owner,
+        heartbeat_at__lt=older_than,
+    ).update(heartbeat_at=now)
+
+
+def attach_result(name: str) -> Transition:
+    return Transition({}, {"result_file": name})
+
+
+def attach_input(name: str, size: int) -> Transition:
+    return Transition({}, {"input_file": name, "input_size": size})
+
+
+def input_removed() -> Transition:
+    return Transition({}, {"input_file": "", "input_size": 0})
 
 
 def start(

@@ -29,7 +29,7 @@ from django.utils import timezone
 from slowjobs import conf
 from slowjobs.engine.executor.registry import current_executor
 from slowjobs.engine.running import RunningJob, running_jobs
-from slowjobs.jobs import dbhygiene
+from slowjobs.jobs import dbhygiene, transitions
 from slowjobs.lifecycle import processlock
 from slowjobs.lifecycle.identity import host_name, machine, process_id, start_ticks
 from slowjobs.models import Job, WorkerProcess
@@ -108,9 +108,9 @@ class Heartbeat:
         # never touched, and a backlog is not rewritten at every beat
         # (which would also contend with the state writer for the rows).
         half_lease = timedelta(seconds=conf.get().lease / 2)
-        Job.objects.using(self.using).unfinished().filter(
-            owner=me, heartbeat_at__lt=now - half_lease
-        ).update(heartbeat_at=now)
+        transitions.renew_leases(
+            Job.objects.using(self.using), me, now, now - half_lease
+        )
 
     def stop(self, *, forget: bool = True) -> None:
         """Stop beating; with ``forget``, remove this process's row."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -26,7 +26,6 @@ from slowjobs import conf
 from slowjobs.backend.task import on_interrupt
 from slowjobs.jobs import transitions
 from slowjobs.jobs.results import load_task
-from slowjobs.jobs.sql import statements_for
 from slowjobs.models import Job, JobQuerySet, JobStatus, WorkerProcess
 from slowjobs.progress import get_store
 from slowjobs.progress.base import live_key
@@ -136,19 +135,6 @@ class Claim:
         return len(self.runnable) + len(self.ended)
 
 
-CLAIM_FIELDS = [
-    "status",
-    "owner",
-    "heartbeat_at",
-    "history",
-    "checkpoint",
-    "error_class",
-    "error_message",
-    "finished_at",
-    "progress_message",
-]
-
-
 def claim(
     owner: str,
     *,
@@ -168,25 +154,8 @@ def claim(
         jobs = list(jobs_query.order_by("-priority", "enqueued_at")[:limit])
         for job in jobs:
             (result.runnable if prepare(job, now) else result.ended).append(job)
-            job.owner = owner
-            job.heartbeat_at = now
-        if jobs:
-            # One prepared UPDATE per job (pipelined on PostgreSQL): the rows
-            # are locked, so no condition is needed. bulk_update's CASE
-            # expressions cost several times more.
-            connection = connections[using]
-            with connection.cursor() as cursor:
-                statements_for(connection).update_many(
-                    cursor,
-                    [
-                        (
-                            job.pk,
-                            {},
-                            {name: getattr(job, name) for name in CLAIM_FIELDS},
-                        )
-                        for job in jobs
-                    ],
-                )
+            _set(job, transitions.claimed(owner, now))
+        transitions.write_claims(using, jobs)
     forget_live_records([job.pk for job in jobs])
     return result
 
