@@ -73,7 +73,9 @@ def test_sigterm_drains_short_jobs_and_hands_back_long_ones(tmp_path: Path):
     drain = time.monotonic() - sent
     assert counts(short)["succeeded"] == 4
     handed_back = Job.objects.filter(pk__in=long)
-    assert all(job.status == JobStatus.QUEUED for job in handed_back)
+    assert all(job.status == JobStatus.QUEUED for job in handed_back), [
+        (job.status, job.owner, job.history, job.error_message) for job in handed_back
+    ]
     assert all(job.owner == "" for job in handed_back)
     assert all(job.history[-1]["outcome"] == "interrupted" for job in handed_back)
     assert all(job.checkpoint for job in handed_back)
