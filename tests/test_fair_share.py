@@ -142,13 +142,32 @@ def test_the_client_address_is_remote_addr_unless_proxies_are_trusted(settings):
     settings.SLOWJOBS_TRUSTED_PROXIES = 3  # fewer entries than proxies
     assert client_address(forged) == "127.0.0.1"
     settings.SLOWJOBS_TRUSTED_PROXIES = 1
+    # An entry that is no address is the proxy's own address, never "no cap".
     junk = factory.get("/", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="<script>")
-    assert client_address(junk) == ""
+    assert client_address(junk) == "127.0.0.1"
+    # A unix socket gives no address: one shared bucket, still capped.
+    socket_client = factory.get("/", REMOTE_ADDR="")
+    assert client_address(socket_client) == "unknown"
     settings.SLOWJOBS_TRUSTED_PROXIES = 0
     six = factory.get("/", REMOTE_ADDR="2001:db8:1:2:aaaa:bbbb:cccc:dddd")
     assert client_address(six) == "2001:db8:1:2::/64"
     mapped = factory.get("/", REMOTE_ADDR="::ffff:192.0.2.5")
     assert client_address(mapped) == "192.0.2.5"
+
+
+def test_a_proxy_nobody_declared_is_said_once_in_the_log(settings, caplog):
+    from slowjobs.web import submitter
+
+    submitter._proxy_warning.clear()
+    settings.SLOWJOBS_TRUSTED_PROXIES = 0
+    proxied = RequestFactory().get(
+        "/", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.7"
+    )
+    with caplog.at_level("WARNING", logger="slowjobs.submitter"):
+        assert client_address(proxied) == "127.0.0.1"
+        assert client_address(proxied) == "127.0.0.1"
+    warnings = [r for r in caplog.records if "SLOWJOBS_TRUSTED_PROXIES" in r.message]
+    assert len(warnings) == 1
 
 
 class Recorder:

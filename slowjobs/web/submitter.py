@@ -15,6 +15,8 @@ were the database away just then, turn an accepted job's 202 into a 400).
 from __future__ import annotations
 
 import ipaddress
+import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +31,8 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import http_date
 
 from slowjobs import conf
+
+logger = logging.getLogger("slowjobs.submitter")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,25 +94,44 @@ def submitter_of(request: HttpRequest, *, create_session: bool = True) -> Submit
     return Submitter(session_key=session.session_key or "", address=address)
 
 
+# What an anonymous visitor counts as when no address can be read (a unix
+# socket gives none): one shared bucket, so the caps still hold.
+UNKNOWN_ADDRESS = "unknown"
+_proxy_warning = threading.Event()
+
+
 def client_address(request: HttpRequest) -> str:
     """The client's address: ``REMOTE_ADDR``, or with ``SLOWJOBS_TRUSTED_PROXIES``
     = N, the address the outermost of N proxies saw (N-th from the right of
     ``X-Forwarded-For``: entries left of it are the client's to forge).
 
     An IPv6 address counts as its /64, which one client usually holds whole.
+    A forwarded entry that is no address falls back to ``REMOTE_ADDR``, and
+    no address at all to ``UNKNOWN_ADDRESS``: never to "no cap".
     """
     proxies = conf.get().trusted_proxies
-    address = request.META.get("REMOTE_ADDR", "")
+    remote = _normalized(request.META.get("REMOTE_ADDR", ""))
+    forwarded_for = request.META.get("HTTP_X_FORWARDED_FOR", "")
     if proxies:
-        forwarded = [
-            part.strip()
-            for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
-            if part.strip()
-        ]
+        forwarded = [part.strip() for part in forwarded_for.split(",") if part.strip()]
         if len(forwarded) >= proxies:
-            address = forwarded[-proxies]
+            address = _normalized(forwarded[-proxies])
+            if address:
+                return address
+    elif forwarded_for and not _proxy_warning.is_set():
+        _proxy_warning.set()
+        logger.warning(
+            "slowjobs: requests carry X-Forwarded-For but SLOWJOBS_TRUSTED_PROXIES "
+            "is 0: behind a proxy every anonymous visitor counts as the proxy's "
+            "address (%s) for caps and turns; set it to the number of proxies",
+            remote or UNKNOWN_ADDRESS,
+        )
+    return remote or UNKNOWN_ADDRESS
+
+
+def _normalized(text: str) -> str:
     try:
-        ip = ipaddress.ip_address(str(address).strip("[]"))
+        ip = ipaddress.ip_address(str(text).strip().strip("[]"))
     except ValueError:
         return ""
     if isinstance(ip, ipaddress.IPv6Address):

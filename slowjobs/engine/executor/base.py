@@ -23,6 +23,8 @@ from slowjobs.exceptions import ExecutorFull, ExecutorShutDown
 logger = logging.getLogger("slowjobs.executor")
 
 Work = Callable[[], Any]
+# (key, how many at once): a task's concurrency bound (slowjobs.backend.task).
+Limit = tuple[str, int]
 
 
 class Slot:
@@ -117,7 +119,7 @@ class Executor(ABC):
         *,
         priority: int = 0,
         lane: str = "",
-        limit: tuple[str, int] | None = None,
+        limit: Limit | None = None,
     ) -> None:
         """Run ``work`` on ``slot``; the slot is released when it ends.
 
@@ -133,7 +135,7 @@ class Executor(ABC):
         work: Work,
         priority: int,
         lane: str,
-        limit: tuple[str, int] | None,
+        limit: Limit | None,
     ) -> None: ...
 
     def refuse_new(self) -> None:

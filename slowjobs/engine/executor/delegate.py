@@ -13,7 +13,7 @@ import threading
 from collections import Counter
 
 from slowjobs import conf
-from slowjobs.engine.executor.base import Executor, Slot, Work
+from slowjobs.engine.executor.base import Executor, Limit, Slot, Work
 from slowjobs.engine.niceness import lower_this_thread
 from slowjobs.jobs import dbhygiene
 
@@ -40,7 +40,7 @@ class DelegateExecutor(Executor):
         work: Work,
         priority: int,
         lane: str,
-        limit: tuple[str, int] | None,
+        limit: Limit | None,
     ) -> None:
         thread = threading.Thread(
             target=self._run_one,
@@ -52,7 +52,7 @@ class DelegateExecutor(Executor):
             self._threads.add(thread)
         thread.start()
 
-    def _run_one(self, slot: Slot, work: Work, limit: tuple[str, int] | None) -> None:
+    def _run_one(self, slot: Slot, work: Work, limit: Limit | None) -> None:
         lower_this_thread(conf.get().thread_niceness)
         try:
             if limit is None:
@@ -64,7 +64,7 @@ class DelegateExecutor(Executor):
             with self._threads_lock:
                 self._threads.discard(threading.current_thread())
 
-    def _run_bounded(self, slot: Slot, work: Work, limit: tuple[str, int]) -> None:
+    def _run_bounded(self, slot: Slot, work: Work, limit: Limit) -> None:
         key, most = limit
         with self._turns:
             while self._bounded[key] >= most:

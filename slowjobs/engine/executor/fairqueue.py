@@ -15,10 +15,7 @@ from __future__ import annotations
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 
-from slowjobs.engine.executor.base import Slot, Work
-
-# (key, how many at once): see slowjobs.task.concurrency_limit.
-Limit = tuple[str, int]
+from slowjobs.engine.executor.base import Limit, Slot, Work
 
 
 @dataclass(slots=True)

@@ -16,8 +16,8 @@ import queue
 import threading
 
 from slowjobs import conf
-from slowjobs.engine.executor.base import Executor, Slot, Work
-from slowjobs.engine.executor.fairqueue import Entry, FairQueue, Limit
+from slowjobs.engine.executor.base import Executor, Limit, Slot, Work
+from slowjobs.engine.executor.fairqueue import Entry, FairQueue
 from slowjobs.engine.niceness import lower_this_thread
 from slowjobs.jobs import dbhygiene
 
