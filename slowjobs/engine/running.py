@@ -224,10 +224,6 @@ class RunningJob:
         self.interrupted = True
         self.end()
 
-    def ownership(self) -> dict[str, Any]:
-        """The conditions under which this attempt still owns the row."""
-        return transitions.running_by(self.owner, self.attempt)
-
     # -- cancellation and deadlines ---------------------------------------
 
     def check_cancelled(self, now: float | None = None) -> None:

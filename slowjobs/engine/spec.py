@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from slowjobs.engine.running import RunningJob, timeout_for
-from slowjobs.jobs import transitions
 from slowjobs.jobs.results import build_result, load_task
 from slowjobs.models import Job
 from slowjobs.tasksapi import Task, TaskResult, TaskResultStatus
@@ -49,10 +48,6 @@ class JobSpec:
         return Submitter(
             self.submitter_user, self.submitter_session, self.submitter_address
         ).lane
-
-    def queued_ownership(self) -> dict[str, Any]:
-        """The conditions under which the row is still this queued job's."""
-        return transitions.queued_by(self.owner, self.attempts)
 
     def result(self, status: TaskResultStatus, **fields: Any) -> TaskResult[..., Any]:
         return build_result(

@@ -27,11 +27,9 @@ from contextvars import ContextVar
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection
 
 from slowjobs.engine.context import current_job
 from slowjobs.jobs import transitions
-from slowjobs.models import Job
 
 logger = logging.getLogger("slowjobs.files")
 
@@ -100,20 +98,6 @@ def size_of(name: str) -> int:
         return path.stat().st_size if path is not None else 0
     except OSError:
         return 0
-
-
-def attach_input_file(ticket: uuid.UUID | str, name: str) -> None:
-    """Record a stored upload as an enqueued job's input.
-
-    ``job_input`` is better: a job that ends before this lands cannot
-    remove an input it does not know of.
-    """
-    transition = transitions.attach_input(name, size_of(name))
-    if connection.in_atomic_block:
-        # The row may not be committed yet: only this transaction sees it.
-        transitions.apply(Job.objects.all(), uuid.UUID(str(ticket)), transition)
-    else:
-        transitions.write("default", uuid.UUID(str(ticket)), transition)
 
 
 def remove_stored(name: str) -> None:

@@ -15,7 +15,7 @@ which job columns a state change touches.
     queued --hand_back_queued--> queued (ownerless)
     running/queued of a dead owner --claim (slowjobs.lifecycle.orphans)--> queued
     running --report / save_checkpoint--> running (progress, checkpoint)
-    any --attach_result / attach_input / input_removed--> the same (files)
+    any --attach_result / input_removed--> the same (files)
     unfinished of a live owner --renew_leases--> the same (heartbeat_at)
 """
 
@@ -210,10 +210,6 @@ def renew_leases(
 
 def attach_result(name: str) -> Transition:
     return Transition({}, {"result_file": name})
-
-
-def attach_input(name: str, size: int) -> Transition:
-    return Transition({}, {"input_file": name, "input_size": size})
 
 
 def input_removed() -> Transition:
