@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -21,15 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from pymemcache.client.base import Client as MemcacheClient
 
 from slowjobs.models import Job as JobRow
 from slowjobs.progress.base import live_key
-from tests.conftest import start_gunicorn, stop
+from tests.conftest import run_command, start_gunicorn, stop
 from tests.figures import record
 from tests.http_client import HttpClient
-from tests.services import Memcached, require_binary, wait_for_port
+from tests.services import Memcached, Postgres, require_binary, wait_for_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -212,31 +212,27 @@ def test_memcached_killed_mid_run_loses_nothing_and_is_used_again(
 # -- PostgreSQL ---------------------------------------------------------------
 
 
-def _postgres_cluster() -> list[str] | None:
-    """The pg_ctlcluster command that restarts the test server, if it is local."""
-    host = connection.settings_dict.get("HOST") or "localhost"
-    tool = shutil.which("pg_ctlcluster")
-    if host not in {"127.0.0.1", "localhost", "::1"} or tool is None:
-        return None
-    versions = (
-        sorted(os.listdir("/etc/postgresql"))
-        if os.path.isdir("/etc/postgresql")
-        else []
-    )
-    if not versions:
-        return None
-    return [tool, "--skip-systemctl-redirect", versions[-1], "main"]
-
-
-def test_postgresql_restarted_mid_run_loses_nothing(collected_static, tmp_path):
+@pytest.fixture
+def own_postgres() -> Any:
+    """A PostgreSQL of this test's own, migrated: restarting it stops no other run."""
     if connection.vendor != "postgresql":
         pytest.skip("a PostgreSQL restart needs the PostgreSQL run")
-    cluster = _postgres_cluster()
-    if cluster is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("pg_ctlcluster is needed to restart PostgreSQL under CI")
-        pytest.skip("no local pg_ctlcluster to restart the test server with")
-    server = start_gunicorn(tmp_path, SLOWJOBS_WORKERS="4")
+    server = Postgres(Path(tempfile.mkdtemp(prefix="slowjobs-pg-")))
+    try:
+        server.start()
+        migrated = run_command("migrate", "--noinput", DATABASE_URL=server.url())
+        assert migrated.returncode == 0, migrated.stderr
+        yield server
+    finally:
+        server.stop()
+
+
+def test_postgresql_restarted_mid_run_loses_nothing(
+    collected_static, tmp_path, own_postgres
+):
+    server = start_gunicorn(
+        tmp_path, SLOWJOBS_WORKERS="4", DATABASE_URL=own_postgres.url()
+    )
     prober = Prober(server.url)
     try:
         jobs = [Job(server.url, rows=50, row_ms=60) for _ in range(6)]
@@ -244,9 +240,8 @@ def test_postgresql_restarted_mid_run_loses_nothing(collected_static, tmp_path):
         prober.start()
         time.sleep(0.5)
         began = time.monotonic()
-        subprocess.run([*cluster, "restart", "-m", "fast"], check=True, timeout=60)
+        own_postgres.restart()
         back = time.monotonic()
-        connections.close_all()  # this process's connection died with it
         deadline = time.monotonic() + 60
         while prober.first_accepted_after(back) is None:
             assert time.monotonic() < deadline, "no job accepted after the restart"
@@ -261,7 +256,6 @@ def test_postgresql_restarted_mid_run_loses_nothing(collected_static, tmp_path):
             prober.stop()
         finally:
             stop(server.process)
-            connections.close_all()
     answers = dict(prober.answers)
     figures(
         "PostgreSQL restarted",
