@@ -20,14 +20,16 @@ class SlowjobsConfig(AppConfig):
 
         from slowjobs import checks, conf
         from slowjobs.lifecycle import control as lifecycle
+        from slowjobs.lifecycle import sole
 
-        # A wrong setting stops start-up with its name, not the first job.
-        settings = conf.load()
         del checks  # registered on import
+        sole.declared_by_command()
         request_started.connect(
             lifecycle.start_with_requests, dispatch_uid="slowjobs-lifecycle"
         )
-        if settings.metrics and _prometheus_installed():
+        # A wrong setting is slowjobs.E001 at `manage.py check` (and a line in
+        # a server's log), never a traceback out of start-up.
+        if conf.problem() is None and conf.get().metrics and _prometheus_installed():
             from slowjobs.monitoring import metrics
 
             metrics.connect()

@@ -13,11 +13,18 @@
   requests write at once; a read that turns into a write then fails with
   "database is locked" instead of waiting its turn).
 - W007: ``SLOWJOBS_ADOPT_ON_START`` is set: ``SLOWJOBS_ADOPT`` replaced it.
+- W008: a ``SLOWJOBS_`` setting that slowjobs does not read (a misspelling).
+- W009: a memcached server of ``SLOWJOBS_MEMCACHED`` does not answer.
+- W010: slowjobs is installed, but no ``TASKS`` backend is slowjobs.
+- W011: Django 5.2 without ``"django_tasks"`` in ``INSTALLED_APPS`` (the
+  backport's checks and log lines are off; slowjobs runs its own checks).
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +40,9 @@ MIDDLEWARE_PATH = "slowjobs.submitter.SubmitterMiddleware"
 MIDDLEWARE_PATHS = (MIDDLEWARE_PATH, "slowjobs.web.submitter.SubmitterMiddleware")
 
 
+CONFIGURATION_DOCS = "docs/configuration.md in slowjobs"
+
+
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     try:
@@ -41,11 +51,108 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         return [
             Error(
                 str(exc),
-                hint="See the configuration reference in the slowjobs README.",
+                hint=f"Fix the value in your settings; {CONFIGURATION_DOCS} "
+                "lists every setting with its default.",
                 id="slowjobs.E001",
             )
         ]
     return []
+
+
+@register()
+def check_unknown_settings(
+    app_configs: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for name in conf.unknown_settings():
+        near = difflib.get_close_matches(name, conf.DEFAULTS, n=1, cutoff=0.8)
+        messages.append(
+            Warning(
+                f"{name} is not a slowjobs setting, so it changes nothing.",
+                hint=f"Did you mean {near[0]}?"
+                if near
+                else f"{CONFIGURATION_DOCS} lists every setting.",
+                id="slowjobs.W008",
+            )
+        )
+    return messages
+
+
+def _answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@register()
+def check_memcached_reachable(
+    app_configs: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    if conf.problem() is not None:
+        return []  # E001 says why
+    silent = [f"{h}:{p}" for h, p in conf.get().memcached if not _answers(h, p)]
+    if not silent:
+        return []
+    return [
+        Warning(
+            f"SLOWJOBS_MEMCACHED names {', '.join(silent)}, which does not answer: "
+            "jobs still run, but progress and cancel requests go through the "
+            "database until it does.",
+            hint="Start memcached there, or correct SLOWJOBS_MEMCACHED.",
+            id="slowjobs.W009",
+        )
+    ]
+
+
+def _is_slowjobs(path: object) -> bool:
+    from django.utils.module_loading import import_string
+
+    from slowjobs.backend import SlowJobsBackend
+
+    try:
+        backend = import_string(str(path))
+    except ImportError:
+        return False  # Django's own check of TASKS names it
+    return isinstance(backend, type) and issubclass(backend, SlowJobsBackend)
+
+
+@register()
+def check_tasks_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    backends = getattr(settings, "TASKS", None) or {}
+    ours = [
+        alias
+        for alias, params in backends.items()
+        if isinstance(params, dict) and _is_slowjobs(params.get("BACKEND"))
+    ]
+    messages: list[CheckMessage] = []
+    if not ours:
+        default = (backends.get("default") or {}).get("BACKEND", "ImmediateBackend")
+        messages.append(
+            Warning(
+                "slowjobs is installed, but no TASKS backend is slowjobs: tasks run "
+                f"on {default}, and slowjobs.responses.submit() refuses them.",
+                hint='Set TASKS = {"default": {"BACKEND": '
+                '"slowjobs.backend.SlowJobsBackend"}}.',
+                id="slowjobs.W010",
+            )
+        )
+    from django.apps import apps
+
+    if __import__("django").VERSION < (6, 0) and not apps.is_installed("django_tasks"):
+        messages.append(
+            Warning(
+                "On Django 5.2 the Tasks framework is the django_tasks app, which "
+                "is not in INSTALLED_APPS: its checks and log lines are off.",
+                hint='Add "django_tasks" to INSTALLED_APPS.',
+                id="slowjobs.W011",
+            )
+        )
+        # Its check of every backend is off with it: slowjobs runs its own.
+        for alias in ours:
+            messages.extend(check_backend(alias))
+    return messages
 
 
 @register()
@@ -93,18 +200,32 @@ def check_backend(alias: str) -> list[CheckMessage]:
                     id="slowjobs.E002",
                 )
             )
+    if not urls_mounted():
+        messages.append(url_warning(alias))
+    return messages
+
+
+def urls_mounted() -> bool:
+    """Whether ``slowjobs.urls`` is included; a worker-only settings module
+    (no ``ROOT_URLCONF``) or a URLconf that fails to import has no say here."""
+    if not getattr(settings, "ROOT_URLCONF", None):
+        return True
     try:
         reverse("slowjobs:status", args=["00000000-0000-0000-0000-000000000000"])
     except NoReverseMatch:
-        messages.append(
-            Warning(
-                f"Task backend {alias!r} is slowjobs, but its URLs are not mounted: "
-                "slowjobs.responses.submit() cannot point clients at a ticket.",
-                hint='Add path("jobs/", include("slowjobs.urls")) to your URLconf.',
-                id="slowjobs.W002",
-            )
-        )
-    return messages
+        return False
+    except Exception:  # Django's own URL checks report a broken URLconf
+        return True
+    return True
+
+
+def url_warning(alias: str) -> Warning:
+    return Warning(
+        f"Task backend {alias!r} is slowjobs, but its URLs are not mounted: "
+        "slowjobs.responses.submit() cannot point clients at a ticket.",
+        hint='Add path("jobs/", include("slowjobs.urls")) to your URLconf.',
+        id="slowjobs.W002",
+    )
 
 
 LOCAL_HOST_NAMES = frozenset(
@@ -230,9 +351,9 @@ def sqlite_transaction_warnings(databases: dict[str, Any]) -> list[CheckMessage]
                     "threads and requests write at once, and a transaction that "
                     "reads before it writes fails with 'database is locked' "
                     "instead of waiting its turn.",
-                    hint="Set OPTIONS['transaction_mode'] = 'IMMEDIATE' (with WAL: "
-                    "OPTIONS['init_command'] = 'PRAGMA journal_mode=WAL;'), as the "
-                    "deployment docs show.",
+                    hint=f"Add DATABASES[{alias!r}]['OPTIONS'] = "
+                    "{'transaction_mode': 'IMMEDIATE'} to your settings (with "
+                    "WAL, also 'init_command': 'PRAGMA journal_mode=WAL;').",
                     id="slowjobs.W006",
                 )
             )

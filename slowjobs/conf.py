@@ -377,6 +377,25 @@ def get() -> SlowjobsSettings:
         return _cached
 
 
+def problem() -> str | None:
+    """What is wrong with the settings (slowjobs.E001 says it), or None."""
+    try:
+        get()
+    except ImproperlyConfigured as exc:
+        return str(exc)
+    return None
+
+
+def unknown_settings() -> list[str]:
+    """``SLOWJOBS_`` settings that slowjobs does not read: misspellings."""
+    known = {*DEFAULTS, DEPRECATED_ADOPT}
+    return sorted(
+        name
+        for name in dir(django_settings)
+        if name.startswith("SLOWJOBS_") and name not in known
+    )
+
+
 def _reset(*, setting: str, **kwargs: object) -> None:
     global _cached
     if setting.startswith("SLOWJOBS_"):

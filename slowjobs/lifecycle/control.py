@@ -61,6 +61,8 @@ _exit_hook_registered = False
 _closed = False
 # Whether this process has served a request (see start_with_requests).
 _serving = False
+# The settings problem last logged, so that each is said once.
+_said: str | None = None
 
 
 def start(*, adopt: bool | None = None) -> None:
@@ -96,12 +98,29 @@ def start_with_requests(sender: object, **kwargs: object) -> None:
     if _serving or _closed:
         return
     _serving = True
+    if misconfigured():
+        return
     if not conf.get().adopt:
         return
     if _heartbeat is None:
         start()
     else:
         scheduler.adopt_from_now()
+
+
+def misconfigured() -> bool:
+    """Whether the settings are wrong, said once in the log: the process
+    serves its other pages, and ``submit()`` says why it takes no job."""
+    global _said
+    wrong = conf.problem()
+    if wrong is not None and wrong != _said:
+        _said = wrong
+        logger.error(
+            "slowjobs.E001: %s Jobs are refused until it is fixed "
+            "(manage.py check says the same).",
+            wrong,
+        )
+    return wrong is not None
 
 
 def is_started() -> bool:
@@ -162,10 +181,13 @@ def shutdown(*, timeout: float | None = None) -> ShutdownReport:
         heartbeat.stop(forget=True)
     report.waited = time.monotonic() - began
     if report.handed_back:
+        count = len(report.handed_back)
         logger.warning(
-            "slowjobs: stopped after %.1f s; handed back %d unfinished jobs",
+            "slowjobs: stopped after %.1f s; handed back %d unfinished %s for "
+            "the next process to run",
             report.waited,
-            len(report.handed_back),
+            count,
+            "job" if count == 1 else "jobs",
         )
     return report
 

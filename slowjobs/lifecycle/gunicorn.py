@@ -25,9 +25,14 @@ def post_worker_init(worker: Any) -> None:
     from slowjobs import conf
     from slowjobs.checks import local_store_warning
     from slowjobs.lifecycle import control as lifecycle
+    from slowjobs.lifecycle import sole
 
+    if lifecycle.misconfigured():
+        return
     workers = int(getattr(getattr(worker, "cfg", None), "workers", 1) or 1)
-    if workers > 1 and not conf.get().memcached:
+    sole.declare_sole(workers == 1)
+    if workers > 1 and not conf.get().memcached and getattr(worker, "age", 1) == 1:
+        # Said by the first worker only: the others have the same settings.
         warning = local_store_warning(workers)
         logger.warning("%s (%s) %s", warning.msg, warning.id, warning.hint)
     lifecycle.start()
