@@ -49,6 +49,13 @@ class InvalidTaskArguments(TypeError):
     """
 
 
+class InvalidTaskResult(TypeError):
+    """A task returned a value that cannot be stored as JSON; its job fails.
+
+    ``bytes`` are decoded as UTF-8 first, as Django's own backends do.
+    """
+
+
 class JobCancelled(Exception):
     """Raised inside a task to stop it; the job is recorded as cancelled."""
 

@@ -107,7 +107,7 @@ def test_a_result_that_is_not_json_fails_the_job_clearly(finished):
     finished.wait(result.id)
     job = Job.objects.get(pk=result.id)
     assert job.status == JobStatus.FAILED
-    assert job.error_class == "slowjobs.exceptions.InvalidTaskArguments"
+    assert job.error_class == "slowjobs.exceptions.InvalidTaskResult"
     assert "the return value is a set" in job.error_message
 
 
@@ -222,7 +222,7 @@ def test_a_full_executor_refuses_with_nothing_written():
     with pytest.raises(ExecutorFull) as refused:
         tasks.noop.enqueue()
     assert refused.value.retry_after == 5
-    assert "All 2 job places are taken" in str(refused.value)
+    assert "All 2 job places of the server are taken" in str(refused.value)
     assert Job.objects.count() == 2
     gate.set()
 

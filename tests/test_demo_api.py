@@ -75,7 +75,7 @@ def test_a_full_executor_is_503_with_retry_after(client):
     response = client.post("/demo/report/", {"rows": 1, "row_ms": 0}, **JSON)
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
-    assert "job places are taken" in response.json()["error"]
+    assert "only job place is taken" in response.json()["error"]
     assert Job.objects.count() == 1
     gate.set()
 

@@ -112,10 +112,11 @@ def test_a_cookieless_client_is_capped_by_its_address(settings, cancel_at_end):
     assert refusal["Retry-After"] == "5"
     assert refusal.json()["limit"] == "address"
     assert "3 unfinished jobs" in refusal.json()["error"]
-    # A browser's form post over the cap gets the same answer, as text.
+    # A browser's form post over the cap gets the same answer, on a page.
     page = Client(REMOTE_ADDR="127.0.0.2").post("/demo/report/", LONG_REPORT)
     assert page.status_code == 429
-    assert page["Content-Type"].startswith("text/plain")
+    assert page["Content-Type"].startswith("text/html")
+    assert "3 unfinished jobs" in page.content.decode()
     # Another address is not held back, and refusals made no session.
     other = Client(REMOTE_ADDR="127.0.0.3").post(
         "/demo/report/", LONG_REPORT, headers={"accept": "application/json"}

@@ -15,7 +15,7 @@ from slowjobs.backend.task import retries_on
 from slowjobs.engine.context import JobContext, running_as
 from slowjobs.engine.running import RunningJob
 from slowjobs.exceptions import JobCancelled, JobInterrupted, JobTimedOut
-from slowjobs.jobs.jsonargs import storable_text, to_json_value
+from slowjobs.jobs.jsonargs import result_as_json, storable_text
 from slowjobs.models import JobStatus
 from slowjobs.tasksapi import Task, TaskResult
 
@@ -80,7 +80,7 @@ def call_task(
                 )
             else:
                 value = task.call(*args, **kwargs)
-        result = to_json_value(value, "the return value")
+        result = result_as_json(value)
     except (JobCancelled, JobInterrupted, JobTimedOut) as exc:
         return stopped(exc)
     except BaseException as exc:  # a task must never take its thread down

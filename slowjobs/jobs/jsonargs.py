@@ -14,7 +14,7 @@ import json
 import math
 from typing import Any
 
-from slowjobs.exceptions import InvalidTaskArguments
+from slowjobs.exceptions import InvalidTaskArguments, InvalidTaskResult
 
 MAX_DEPTH = 64
 BIGINT = (-(2**63), 2**63 - 1)
@@ -30,41 +30,44 @@ def _text_problem(text: str) -> str | None:
     return None
 
 
-def _check(value: Any, path: str, depth: int = 0) -> None:
+Invalid = type[InvalidTaskArguments] | type[InvalidTaskResult]
+
+
+def _check(
+    value: Any, path: str, depth: int = 0, error: Invalid = InvalidTaskArguments
+) -> None:
     if value is None or isinstance(value, bool | int):
         return
     if isinstance(value, str):
         problem = _text_problem(value)
         if problem:
-            raise InvalidTaskArguments(f"{path} {problem}, which the database refuses.")
+            raise error(f"{path} {problem}, which the database refuses.")
         return
     if depth >= MAX_DEPTH:
-        raise InvalidTaskArguments(f"{path} nests deeper than {MAX_DEPTH} levels.")
+        raise error(f"{path} nests deeper than {MAX_DEPTH} levels.")
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise InvalidTaskArguments(
-                f"{path} is {value!r}; JSON has no NaN or infinity."
-            )
+            raise error(f"{path} is {value!r}; JSON has no NaN or infinity.")
         return
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            _check(item, f"{path}[{index}]", depth + 1)
+            _check(item, f"{path}[{index}]", depth + 1, error)
         return
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise InvalidTaskArguments(
+                raise error(
                     f"{path} has the key {key!r}; JSON object keys must be strings."
                 )
             problem = _text_problem(key)
             if problem:
-                raise InvalidTaskArguments(
+                raise error(
                     f"{path} has a key that {problem}, which the database refuses."
                 )
-            _check(item, f"{path}[{key!r}]", depth + 1)
+            _check(item, f"{path}[{key!r}]", depth + 1, error)
         return
-    raise InvalidTaskArguments(
-        f"{path} is a {type(value).__qualname__}, which is not JSON: pass "
+    raise error(
+        f"{path} is a {type(value).__qualname__}, which is not JSON: use "
         "str, int, float, bool, None, list or dict (store files and pass their path)."
     )
 
@@ -79,6 +82,30 @@ def check_arguments(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -
 def to_json_value(value: Any, what: str) -> Any:
     """Return ``value`` as it will read back from the database."""
     _check(value, what)
+    return json.loads(json.dumps(value))
+
+
+def _decoded(value: Any, path: str) -> Any:
+    """``value`` with its ``bytes`` decoded as UTF-8, as Django's backends do."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidTaskResult(
+                f"{path} is bytes that are not UTF-8 text: store them in a file "
+                "and return its name."
+            ) from None
+    if isinstance(value, list | tuple):
+        return [_decoded(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        return {key: _decoded(item, f"{path}[{key!r}]") for key, item in value.items()}
+    return value
+
+
+def result_as_json(value: Any) -> Any:
+    """A task's return value as it will read back from the database."""
+    value = _decoded(value, "the return value")
+    _check(value, "the return value", error=InvalidTaskResult)
     return json.loads(json.dumps(value))
 
 

@@ -94,9 +94,11 @@ class MemcachedStore(LiveStore):
             self._down_until = time.monotonic() + RETRY_AFTER
         if first:
             logger.warning(
-                "memcached %s failed (%s); using the database for %.0f s",
+                "slowjobs: memcached at %s did not answer a %s (%s); progress and "
+                "cancel requests go through the database for the next %.0f s",
+                ", ".join(f"{host}:{port}" for host, port in self.servers),
                 operation,
-                exc,
+                f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
                 RETRY_AFTER,
             )
 

@@ -19,6 +19,7 @@ from contextlib import nullcontext
 from functools import wraps
 from typing import Any, ParamSpec
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import InterfaceError, OperationalError
 from django.http import (
     HttpRequest,
@@ -28,6 +29,7 @@ from django.http import (
     JsonResponse,
 )
 from django.middleware.csrf import get_token
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext
 
@@ -36,6 +38,8 @@ from slowjobs.exceptions import EnqueueRefused, InvalidTaskArguments, OverLimit
 from slowjobs.jobs import files as jobfiles
 from slowjobs.tasksapi import Task, TaskResult
 from slowjobs.web.jobkeys import with_key
+from slowjobs.web.referer import came_from
+from slowjobs.web.submitter import knows_submitter
 
 P = ParamSpec("P")
 
@@ -82,7 +86,18 @@ def refused(request: HttpRequest, exc: EnqueueRefused) -> HttpResponse:
             body["limit"] = exc.limit
         response: HttpResponse = JsonResponse(body, status=status)
     else:
-        response = HttpResponse(str(exc), status=status, content_type="text/plain")
+        # A browser gets a page that goes back to the form once it may retry.
+        response = render(
+            request,
+            "slowjobs/refused.html",
+            {
+                "message": str(exc),
+                "retry_after": exc.retry_after,
+                "limit": getattr(exc, "limit", ""),
+                "back_url": came_from(request),
+            },
+            status=status,
+        )
     response["Retry-After"] = str(exc.retry_after)
     return response
 
@@ -139,14 +154,51 @@ def submit(
     ``input_file``, a stored upload (``slowjobs.uploads.keep_upload``), is the
     job's input: removed when the job ends, or at once if the job is refused.
     It is not passed to the task.
+
+    A site wired wrong (another backend, no job URLs, no submitter
+    middleware) raises ``ImproperlyConfigured`` before anything is enqueued,
+    and arguments that are not JSON raise ``InvalidTaskArguments``: both are
+    the program's mistakes, a ``500`` that error tracking sees, not the
+    visitor's.
     """
-    with jobfiles.job_input(input_file) if input_file else nullcontext():
-        try:
-            result = task.enqueue(*args, **kwargs)
-        except EnqueueRefused as exc:
-            jobfiles.remove_stored(input_file)
-            return refused(request, exc)
-        except InvalidTaskArguments as exc:
-            jobfiles.remove_stored(input_file)
-            return invalid(request, {"__all__": [str(exc)]})
+    try:
+        refuse_miswired(request, task)
+        with jobfiles.job_input(input_file) if input_file else nullcontext():
+            try:
+                result = task.enqueue(*args, **kwargs)
+            except EnqueueRefused as exc:
+                jobfiles.remove_stored(input_file)
+                return refused(request, exc)
+    except (ImproperlyConfigured, InvalidTaskArguments):
+        jobfiles.remove_stored(input_file)
+        raise
     return accepted(request, result)
+
+
+def refuse_miswired(request: HttpRequest, task: Task[..., Any]) -> None:
+    """Raise what ``manage.py check`` would have said, naming its check."""
+    from slowjobs.backend.backend import SlowJobsBackend
+    from slowjobs.checks import urls_mounted
+    from slowjobs.lifecycle.control import misconfigured
+
+    backend = task.get_backend()
+    if not isinstance(backend, SlowJobsBackend):
+        raise ImproperlyConfigured(
+            f"submit() needs a slowjobs backend, but {task.module_path} runs on "
+            f"TASKS[{task.backend!r}] = {type(backend).__qualname__} "
+            "(slowjobs.W010): set its BACKEND to 'slowjobs.backend.SlowJobsBackend'."
+        )
+    if not urls_mounted():
+        raise ImproperlyConfigured(
+            "submit() cannot point the client at its job: slowjobs.urls is not "
+            'in the URLconf (slowjobs.W002). Add path("jobs/", '
+            'include("slowjobs.urls")).'
+        )
+    if not knows_submitter(request):
+        raise ImproperlyConfigured(
+            "submit() was called for a request that did not pass "
+            "slowjobs.submitter.SubmitterMiddleware, so nobody could see the job "
+            "(slowjobs.W001): add it to MIDDLEWARE after AuthenticationMiddleware."
+        )
+    if misconfigured():
+        raise ImproperlyConfigured(f"slowjobs.E001: {conf.problem()}")

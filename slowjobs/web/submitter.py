@@ -62,6 +62,12 @@ _request: ContextVar[HttpRequest | None] = ContextVar("slowjobs_request", defaul
 _explicit: ContextVar[Submitter | None] = ContextVar("slowjobs_submitter", default=None)
 
 
+def knows_submitter(request: HttpRequest) -> bool:
+    """Whether a job enqueued now records who asked: the request came through
+    SubmitterMiddleware, or the view named the submitter (``submitted_by``)."""
+    return _request.get() is request or _explicit.get() is not None
+
+
 def current_submitter(*, create_session: bool = True) -> Submitter:
     """Who submits now; ``create_session=False`` looks without writing."""
     explicit = _explicit.get()

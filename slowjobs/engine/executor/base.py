@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 from slowjobs.exceptions import ExecutorFull, ExecutorShutDown
 
@@ -82,11 +82,7 @@ class Executor(ABC):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise ExecutorFull(
-                        gettext(
-                            "All %(capacity)d job places are taken; "
-                            "try again in %(seconds)d seconds."
-                        )
-                        % {"capacity": self.capacity, "seconds": self.retry_after},
+                        full_message(self.capacity, self.retry_after),
                         retry_after=self.retry_after,
                     )
                 self._room.wait(remaining)
@@ -182,3 +178,17 @@ class Executor(ABC):
             "busy": self._used,
             "jobs_done": self.jobs_done,
         }
+
+
+def full_message(capacity: int, retry_after: int) -> str:
+    places = ngettext(
+        "The server's only job place is taken",
+        "All %(capacity)d job places of the server are taken",
+        capacity,
+    ) % {"capacity": capacity}
+    wait = ngettext(
+        "try again in %(seconds)d second.",
+        "try again in %(seconds)d seconds.",
+        retry_after,
+    ) % {"seconds": retry_after}
+    return f"{places}; {wait}"
