@@ -49,23 +49,22 @@ from slowjobs.web.uploads import remove_stored
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    # Few enough columns for a 1280 px screen: the owner and the start and
+    # finish times are on each job's own page.
     list_display = (
         "ticket",
-        "task_path",
+        "task_display",
         "status_badge",
         "progress_bar",
         "submitter",
-        "owner",
         "attempts",
         "enqueued_at",
-        "started_at",
-        "finished_at",
-        "queue_wait",
-        "run_time",
+        "timing",
     )
     list_filter = ("status", "task_path", ("enqueued_at", admin.DateFieldListFilter))
     search_fields = (
         "=id",
+        "title",
         "task_path",
         "submitted_by__username",
         "=submitter_session",
@@ -84,9 +83,11 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "history_display",
         "progress_display",
         "session_display",
+        "queue_wait",
+        "run_time",
     ]
     fieldsets = [
-        (None, {"fields": ["id", "task_path", "status", "cancel_requested"]}),
+        (None, {"fields": ["id", "title", "task_path", "status", "cancel_requested"]}),
         (_("Arguments"), {"fields": ["arguments_display"]}),
         (
             _("Outcome"),
@@ -107,7 +108,16 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         ),
         (
             _("Times"),
-            {"fields": ["enqueued_at", "run_after", "started_at", "finished_at"]},
+            {
+                "fields": [
+                    "enqueued_at",
+                    "run_after",
+                    "started_at",
+                    "finished_at",
+                    "queue_wait",
+                    "run_time",
+                ]
+            },
         ),
         (
             _("Submitted by"),
@@ -179,17 +189,26 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         session over (the key itself is never shown)."""
         return session_digest(job.submitter_session)[:12] or "—"
 
+    @admin.display(description=_("task"), ordering="task_path")
+    def task_display(self, job: Job) -> str:
+        """The title people know it by, the dotted path on hover."""
+        return format_html('<span title="{}">{}</span>', job.task_path, job.label)
+
+    @admin.display(description=_("waited · ran"))
+    def timing(self, job: Job) -> str:
+        return f"{self.queue_wait(job)} · {self.run_time(job)}"
+
     @admin.display(description=_("queue wait"))
     def queue_wait(self, job: Job) -> str:
         if job.started_at is None:
             return "—"
-        return f"{(job.started_at - job.enqueued_at).total_seconds():.2f} s"
+        return f"{(job.started_at - job.enqueued_at).total_seconds():.1f} s"
 
     @admin.display(description=_("run time"))
     def run_time(self, job: Job) -> str:
         if job.started_at is None or job.finished_at is None:
             return "—"
-        return f"{(job.finished_at - job.started_at).total_seconds():.2f} s"
+        return f"{(job.finished_at - job.started_at).total_seconds():.1f} s"
 
     @admin.display(description=_("error traceback"))
     def error_traceback_display(self, job: Job) -> str:
@@ -436,9 +455,7 @@ class WorkerProcessAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "host",
         "pid",
         "mode",
-        "capacity",
-        "busy",
-        "queued",
+        "load",
         "jobs_done",
         "last_seen",
         "alive",
@@ -457,6 +474,20 @@ class WorkerProcessAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         )
         processes: QuerySet[WorkerProcess] = super().get_queryset(request)
         return processes.annotate(unfinished=Coalesce(Subquery(left), 0))
+
+    @admin.display(description=_("jobs now"))
+    def load(self, process: WorkerProcess) -> str:
+        """Running and waiting jobs against its places (workers + queue)."""
+        places = (
+            _("of %(n)d places") % {"n": process.capacity}
+            if process.capacity is not None
+            else _("no bound")
+        )
+        return _("%(busy)d running, %(queued)d waiting, %(places)s") % {
+            "busy": process.busy,
+            "queued": process.queued,
+            "places": places,
+        }
 
     @admin.display(boolean=True, description=_("alive"))
     def alive(self, process: WorkerProcess) -> bool:

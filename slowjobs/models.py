@@ -93,6 +93,10 @@ class Job(models.Model):
     # Not indexed: on PostgreSQL a varchar index is two, both paid on every
     # write; task filters look among few rows (unfinished) or page anyway.
     task_path = models.CharField(_("task"), max_length=255)
+    # The task's title when the job was enqueued (``@task(title=...)``).
+    title = models.CharField(
+        _("title"), max_length=200, blank=True, default="", db_default=""
+    )
     backend = models.CharField(_("backend"), max_length=100, default="default")
     queue_name = models.CharField(_("queue"), max_length=100, default="default")
     priority = models.SmallIntegerField(_("priority"), default=0)
@@ -233,7 +237,12 @@ class Job(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.task_path} [{self.status}] {self.id}"
+        return f"{self.label} [{self.status}] {self.id}"
+
+    @property
+    def label(self) -> str:
+        """What people call the job: its task's title, else its path."""
+        return self.title or self.task_path
 
     @property
     def is_finished(self) -> bool:
@@ -272,7 +281,16 @@ class WorkerProcess(models.Model):
     started_at = models.DateTimeField(_("started at"))
     last_seen = models.DateTimeField(_("last heartbeat"), db_index=True)
     mode = models.CharField(_("executor mode"), max_length=20)
-    capacity = models.PositiveIntegerField(_("capacity"), null=True, blank=True)
+    capacity = models.PositiveIntegerField(
+        _("job places"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Jobs the process takes at once: running (its workers) plus waiting "
+            "in its queue (SLOWJOBS_WORKERS + SLOWJOBS_QUEUE_SIZE); empty when "
+            "it has no bound."
+        ),
+    )
     busy = models.PositiveIntegerField(_("busy"), default=0)
     queued = models.PositiveIntegerField(_("queued"), default=0)
     jobs_done = models.PositiveBigIntegerField(_("jobs done"), default=0)

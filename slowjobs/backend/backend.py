@@ -288,7 +288,7 @@ class SlowJobsBackend(BaseTaskBackend):
             enqueued_at=enqueued_at,
         )
         try:
-            with about_job(ticket):
+            with about_job(ticket, task):
                 task_enqueued.send(type(self), task_result=result)
         finally:
             then()

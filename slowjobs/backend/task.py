@@ -16,6 +16,7 @@ With slowjobs as the backend, ``@task`` accepts:
         concurrency=2,                  # at most 2 running at once per process
         concurrency_key=lambda shop: shop,  # ...per shop, not for the task
         keep_input=True,                # keep the upload after the job ends
+        title="Rebuild the index",      # what people see, in place of the path
     )
     def rebuild_index(): ...
 
@@ -43,6 +44,9 @@ process's pool (queued ones wait, others' jobs start meanwhile); with
 key.  ``cost`` (1 to 1000) is what a job counts for against its
 submitter's cap on unfinished jobs (``SLOWJOBS_MAX_JOBS_PER_USER``...).
 An uploaded input file is removed when its job ends, unless ``keep_input``.
+``title`` is the task's name for people: the status page's heading, the
+admin's job list and ``%(job_title)s`` in log lines show it (the task's
+dotted path when it has none).
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from slowjobs.tasksapi import InvalidTask, Task
 ON_INTERRUPT = ("resume", "restart", "fail")
 UNIQUE_KEY_LIMIT = 500
 MAX_COST = 1000
+TITLE_LIMIT = 200
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,6 +82,7 @@ class SlowJobsTask(Task):  # type: ignore[type-arg]
     concurrency: int | None = None
     concurrency_key: Callable[..., str] | None = None
     keep_input: bool = False
+    title: str = ""
 
     def __post_init__(self) -> None:
         if self.on_interrupt not in ON_INTERRUPT:
@@ -109,6 +115,11 @@ def _check_policies(task: SlowJobsTask) -> None:
             f"not {task.runs_in!r}."
         )
     _check_fair_share(task)
+    if not isinstance(task.title, str) or len(task.title) > TITLE_LIMIT:
+        raise InvalidTask(
+            f"title must be a string of at most {TITLE_LIMIT} characters, "
+            f"not {task.title!r}."
+        )
     if not isinstance(task.keep_input, bool):
         raise InvalidTask(f"keep_input must be True or False, not {task.keep_input!r}.")
     if not isinstance(task.unique_key, bool) and not callable(task.unique_key):

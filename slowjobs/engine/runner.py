@@ -97,7 +97,7 @@ def _announce_finish(
                 "Job %s: attempt %d ended after losing the job; its outcome is dropped",
                 spec.ticket,
                 spec.attempts + 1,
-                extra=about(spec.ticket),
+                extra=about(spec.ticket, spec.task),
             )
             return
         final = result_from_job(row, spec.task)
@@ -105,7 +105,7 @@ def _announce_finish(
     _remove_files(spec, final.status)
     if job is not None:
         job.finished()
-    with about_job(spec.ticket):
+    with about_job(spec.ticket, spec.task):
         task_finished.send(sender=spec.sender, task_result=final)
 
 
@@ -147,7 +147,7 @@ def run_job(spec: JobSpec) -> None:
                 "is written",
                 spec.ticket,
                 job.attempt,
-                extra=about(spec.ticket),
+                extra=about(spec.ticket, spec.task),
             )
         return  # or handed back by this stopping process, which recorded it
     _finish(spec, job, outcome)
@@ -204,9 +204,9 @@ def _call(spec: JobSpec, job: RunningJob) -> Outcome:
             spec.ticket,
             spec.task.module_path,
             job.attempt,
-            extra=about(spec.ticket),
+            extra=about(spec.ticket, spec.task),
         )
-        with about_job(spec.ticket):
+        with about_job(spec.ticket, spec.task):
             task_started.send(sender=spec.sender, task_result=running)
         if runs_in(spec.task) == "process":
             return call_in_process(spec, job)
@@ -292,7 +292,7 @@ def _log_outcome(
         took.total_seconds(),
         spec.task.module_path,
         detail,
-        extra=about(spec.ticket),
+        extra=about(spec.ticket, spec.task),
     )
 
 
@@ -338,7 +338,7 @@ def _retry_scheduled(
             "Job %s: attempt %d failed after losing the job; no retry from it",
             spec.ticket,
             job.attempt,
-            extra=about(spec.ticket),
+            extra=about(spec.ticket, spec.task),
         )
         return
     job.finished()
@@ -356,7 +356,7 @@ def _retry_scheduled(
         job.attempt,
         entry["error"].splitlines()[0][:200],
         retry_at.isoformat(),
-        extra=about(spec.ticket),
+        extra=about(spec.ticket, spec.task),
     )
     scheduler.wake_at(retry_at)
 

@@ -218,6 +218,11 @@ class RunningJob:
                 connection.close()
             return True
 
+    @property
+    def task_title(self) -> str:
+        """What people call the job: its task's title, else its path."""
+        return getattr(self.task, "title", "") or self.task_path
+
     def lose(self) -> None:
         """Another process owns the job now: stop the task, write nothing more."""
         self.lost = True

@@ -152,6 +152,8 @@ def enqueued(
         row["submitter_address"] = address
     if cost != 1:
         row["cost"] = cost
+    if getattr(task, "title", ""):
+        row["title"] = task.title
     if input_file:
         row.update(input_file=input_file, input_size=input_size)
     return row

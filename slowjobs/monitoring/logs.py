@@ -3,8 +3,9 @@
 Every line slowjobs logs about a job passes its ticket as ``extra={"ticket":
 ...}`` (and names it in the message).  ``JobTicketFilter`` gives every other
 record a ``ticket`` attribute too: the job running on the logging thread (a
-task's own ``logger.info(...)``), or ``"-"``.  Attach it to a handler and
-put ``%(ticket)s`` in its format::
+task's own ``logger.info(...)``), or ``"-"``; and ``job_title``, the job's
+``@task(title=...)`` (else its task's path, or ``"-"``).  Attach it to a
+handler and put ``%(ticket)s`` (or ``%(job_title)s``) in its format::
 
     LOGGING = {
         "version": 1,
@@ -32,18 +33,26 @@ from contextvars import ContextVar
 
 NO_TICKET = "-"
 
-# Set while slowjobs sends a job's signals (Django's own task log lines).
-_ticket: ContextVar[str | None] = ContextVar("slowjobs_log_ticket", default=None)
+# Set while slowjobs sends a job's signals (Django's own task log lines):
+# the job's ticket and title.
+_about: ContextVar[tuple[str, str] | None] = ContextVar(
+    "slowjobs_log_job", default=None
+)
+
+
+def title_of(task: object) -> str:
+    """What people call a task's jobs: its title, else its dotted path."""
+    return getattr(task, "title", "") or getattr(task, "module_path", "") or NO_TICKET
 
 
 @contextmanager
-def about_job(ticket: object) -> Iterator[None]:
+def about_job(ticket: object, task: object = None) -> Iterator[None]:
     """Lines logged inside are about this job (signal receivers, say)."""
-    token = _ticket.set(str(ticket))
+    token = _about.set((str(ticket), title_of(task)))
     try:
         yield
     finally:
-        _ticket.reset(token)
+        _about.reset(token)
 
 
 class JobTicketFilter(logging.Filter):
@@ -55,11 +64,15 @@ class JobTicketFilter(logging.Filter):
             job = current_job()
             if job is not None:
                 record.ticket = str(job.ticket)
+                record.job_title = job.task_title
             else:
-                record.ticket = _ticket.get() or NO_TICKET
+                ticket, title = _about.get() or (NO_TICKET, NO_TICKET)
+                record.ticket, record.job_title = ticket, title
+        elif not hasattr(record, "job_title"):
+            record.job_title = NO_TICKET
         return True
 
 
-def about(ticket: object) -> dict[str, str]:
+def about(ticket: object, task: object = None) -> dict[str, str]:
     """The ``extra`` of a log call about one job."""
-    return {"ticket": str(ticket)}
+    return {"ticket": str(ticket), "job_title": title_of(task)}
