@@ -282,3 +282,28 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         for name, values in recorded:
             shown = ", ".join(f"{key}={value}" for key, value in values.items())
             terminalreporter.write_line(f"{name}: {shown}")
+
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    chromium = require_binary("chromium", "apt-get install chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    # Playwright's sync API keeps an event loop in this thread; the test
+    # database's own (synchronous) set-up and flush are still safe.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=chromium, args=CHROMIUM_FLAGS
+        )
+        yield launched
+        launched.close()

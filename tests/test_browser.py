@@ -13,34 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.services import require_binary
-
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 TIMEOUT_MS = 30_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    chromium = require_binary("chromium", "apt-get install chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    # Playwright's sync API keeps an event loop in this thread; the test
-    # database's own (synchronous) set-up and flush are still safe.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=chromium, args=CHROMIUM_FLAGS
-        )
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -135,6 +110,38 @@ def test_without_javascript_the_page_still_shows_progress_and_refreshes(
         context.close()
 
 
+def test_a_page_whose_script_and_style_do_not_load_still_reaches_the_end(
+    browser, gunicorn
+):
+    context = browser.new_context(base_url=gunicorn.url)
+    context.set_default_timeout(TIMEOUT_MS)
+    context.route("**/static/slowjobs/**", lambda route: route.abort())
+    try:
+        page = context.new_page()
+        loads = []
+        page.on("load", lambda: loads.append(page.url))
+        start_report(page, 200, 10)
+        # No script: the page's own refresh reloads it until the job ends.
+        wait_for_status(page, "Succeeded")
+        assert len([url for url in loads if "/jobs/" in url]) >= 2, loads
+        # Readable without the style: the labels and values, in order.
+        text = page.inner_text("main")
+        for label in ("Ticket", "Status", "Progress", "Elapsed", "Result"):
+            assert label in text, text
+        assert not page.is_visible("#cancel-form")
+        assert not page.is_visible("#error-row")
+    finally:
+        context.close()
+
+
+def test_with_its_script_the_page_does_not_reload_and_polls_instead(page):
+    loads = []
+    page.on("load", lambda: loads.append(page.url))
+    start_report(page, 300, 10)
+    wait_for_status(page, "Succeeded")
+    assert len([url for url in loads if "/jobs/" in url]) == 1, loads
+
+
 def test_a_progress_bar_moves_in_the_admin_changelist(
     browser, gunicorn, django_user_model
 ):
@@ -144,7 +151,10 @@ def test_a_progress_bar_moves_in_the_admin_changelist(
     boss = django_user_model.objects.create_superuser("boss")
     boss.password = PBKDF2PasswordHasher().encode("a-long-password-1", "saltsalt")
     boss.save()
-    context = browser.new_context(base_url=gunicorn.url)
+    # A laptop's width: the job list fits without scrolling sideways.
+    context = browser.new_context(
+        base_url=gunicorn.url, viewport={"width": 1300, "height": 900}
+    )
     context.set_default_timeout(TIMEOUT_MS)
     try:
         page = context.new_page()
@@ -165,6 +175,10 @@ def test_a_progress_bar_moves_in_the_admin_changelist(
             "selector => document.querySelector(selector).value === 100", arg=bar
         )
         assert page.inner_text(".slowjobs-status") == "Succeeded"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1300
+        page.goto("/admin/slowjobs/workerprocess/")
+        assert "running," in page.inner_text("#result_list")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1300
     finally:
         context.close()
 

@@ -3,7 +3,10 @@
 A running job's status is read from the live store first (one round trip,
 no database) when the record is sealed, well formed and fresh, and the
 visitor can be recognised from it; otherwise, and for every queued or
-finished job, from its row.  A row that
+finished job, from its row.  The in-process store is read only by a
+process that is the site's only server (``slowjobs.lifecycle.sole``): with
+others, every process answers from the row, so that one job's progress
+never goes backwards between two answers.  A row that
 says running while its process is gone reads as queued, "interrupted":
 the job will run again, and nothing about it is live (a dead process's
 live records lapse within two heartbeats).
@@ -21,6 +24,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from slowjobs import conf
+from slowjobs.lifecycle import sole
 from slowjobs.lifecycle.liveness import owner_is_alive
 from slowjobs.models import Job, JobStatus, percent
 from slowjobs.progress import get_store
@@ -153,7 +157,12 @@ def well_formed(record: dict[str, Any], ticket: str) -> bool:
 def live_payload(request: HttpRequest, ticket: uuid.UUID) -> dict[str, Any] | None:
     """The status of a running job from the live store, or None to ask the DB."""
     key = str(ticket)
-    found = get_store().get_many([live_key(key), cancel_key(key)])
+    store = get_store()
+    if not store.shared and not sole.is_sole():
+        # Other processes know only the row: answering from this one's
+        # memory would move the job's progress back and forth between them.
+        return None
+    found = store.get_many([live_key(key), cancel_key(key)])
     if not found or live_key(key) not in found:
         return None
     record = opened(live_key(key), found[live_key(key)])

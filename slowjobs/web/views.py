@@ -36,6 +36,7 @@ from slowjobs.web.access import CANCEL_ANY, get_visible_job, may_view_any
 from slowjobs.web.csrf import csrf_protect_sessions
 from slowjobs.web.errors import json_errors
 from slowjobs.web.jobkeys import key_query
+from slowjobs.web.referer import came_from
 from slowjobs.web.responses import database_outage_as_503, wants_json
 from slowjobs.web.status import live_payload, row_payload
 
@@ -172,6 +173,7 @@ def job_page(request: HttpRequest, ticket: str) -> HttpResponse:
             # A visitor who came with the job's key keeps it in every link.
             "key_query": query,
             "status_labels": {value: str(label) for value, label in JobStatus.choices},
+            "another_url": came_from(request),
         },
     )
 

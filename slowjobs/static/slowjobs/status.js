@@ -1,5 +1,6 @@
 // Live status page: polls the status JSON until the job has finished.
-// Without JavaScript the page refreshes itself (see the <noscript> tag).
+// Without JavaScript, or when this script does not load, the page refreshes
+// itself (its <meta http-equiv="refresh">); this script cancels that.
 (function () {
   "use strict";
   const page = document.getElementById("job");
@@ -10,6 +11,24 @@
   let startedAt = page.dataset.startedAt ? new Date(page.dataset.startedAt) : null;
   let stopped = false;
   const labels = JSON.parse($("status-labels").textContent);
+  // The furthest progress shown of the current attempt: an answer from a
+  // server that knows less (a database copy) does not move the bar back.
+  let furthest = { attempts: -1, percent: -1 };
+  // Stopping the page's loading cancels its refresh; after "load", so that
+  // nothing the page needs is cut off.
+  window.addEventListener("load", () => window.stop());
+
+  function behind(job) {
+    const percent = job.progress.percent;
+    if (job.status !== "running" || percent === null) return false;
+    if (job.attempts !== furthest.attempts) {
+      furthest = { attempts: job.attempts, percent: percent };
+      return false;
+    }
+    if (percent < furthest.percent) return true;
+    furthest.percent = percent;
+    return false;
+  }
 
   function duration(seconds) {
     if (seconds === null || !isFinite(seconds) || seconds < 0) return "—";
@@ -20,6 +39,7 @@
   }
 
   function render(job) {
+    if (behind(job)) return;
     $("status").textContent = labels[job.status] || job.status;
     $("status").className = "status-" + job.status;
     const percent = job.progress.percent;
