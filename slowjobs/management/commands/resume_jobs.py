@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from argparse import ArgumentParser
 from typing import Any
 
@@ -18,6 +17,7 @@ from slowjobs.lifecycle import control as lifecycle
 from slowjobs.lifecycle.adoption import adopt, other_owners
 from slowjobs.lifecycle.liveness import Silence, gone_owners
 from slowjobs.lifecycle.orphans import orphaned
+from slowjobs.management.display import JobsDisplay
 from slowjobs.management.jobscommand import JobsCommand
 from slowjobs.models import Job, JobStatus, WorkerProcess
 from slowjobs.tasksapi import task_finished
@@ -118,7 +118,7 @@ class Command(JobsCommand):
         task_finished.connect(on_finished, weak=False)
         tickets: set[str] = set()
         room = executor.workers
-        last_line = 0.0
+        display = JobsDisplay(self.stdout)
         try:
             while not self.stop_requested.is_set():
                 # Started jobs hold a slot until their runner returns, even if
@@ -127,7 +127,7 @@ class Command(JobsCommand):
                 for job in batch.ended:
                     tickets.add(str(job.pk))
                     done.add(str(job.pk))
-                    self.stdout.write(f"  {job.pk} {job.task_path}: {job.status}")
+                    display.line(f"  {job.pk} {job.label}: {job.status}")
                 for job in batch.runnable:
                     tickets.add(str(job.pk))
                     start_on(
@@ -137,13 +137,9 @@ class Command(JobsCommand):
                     if not len(batch) and not executor.used:
                         break  # nothing running and nothing left to claim
                     finished.wait(0.2)
-                    if time.monotonic() - last_line >= 1:
-                        last_line = time.monotonic()
-                        self.stdout.write(
-                            f"  {len(tickets & done)}/{len(tickets)} finished, "
-                            f"{len(tickets - done)} running"
-                        )
+                display.update(len(tickets & done), len(tickets))
         finally:
+            display.close()
             task_finished.disconnect(on_finished)
             report = lifecycle.shutdown()
         return self._summary(tickets, report.handed_back)

@@ -23,6 +23,7 @@ from slowjobs.lifecycle import control as lifecycle
 from slowjobs.lifecycle.adoption import adopt
 from slowjobs.lifecycle.identity import process_id
 from slowjobs.management.arguments import seconds_between
+from slowjobs.management.display import JobsDisplay
 from slowjobs.management.jobscommand import JobsCommand
 
 
@@ -48,6 +49,7 @@ class Command(JobsCommand):
             f"looking for work every {poll:g} s"
         )
         started = 0
+        self.display = JobsDisplay(self.stdout)
         with self.stop_signals():
             try:
                 while not self.stop_requested.is_set():
@@ -58,7 +60,9 @@ class Command(JobsCommand):
                             f"Could not claim jobs ({exc}); trying again."
                         )
                     self.stop_requested.wait(poll)
+                    self.display.update(self.executor.jobs_done, started)
             finally:
+                self.display.close()
                 report = lifecycle.shutdown()
         self.stdout.write(
             f"Stopped after starting {started} job(s); "
@@ -70,5 +74,5 @@ class Command(JobsCommand):
         batch = adopt(self.executor.workers - self.executor.used)
         start_claimed(batch.runnable)
         for job in batch.ended:
-            self.stdout.write(f"  {job.pk} {job.task_path}: {job.status}")
+            self.display.line(f"  {job.pk} {job.label}: {job.status}")
         return len(batch.runnable)
