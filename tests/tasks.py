@@ -376,3 +376,21 @@ def write_part_then(context, how: str) -> None:
     for _ in range(3000):  # until cancelled
         context.check_cancelled()
         time.sleep(0.01)
+
+
+@task
+def return_bytes(text: str) -> dict[str, object]:
+    return {"text": text.encode("utf-8")}
+
+
+@task(title="Nightly clean-up")
+def titled() -> None:
+    return None
+
+
+@task(takes_context=True, title="Slow count")
+def slow_count(context, total: int, pause: float) -> int:
+    for step in range(1, total + 1):
+        time.sleep(pause)
+        context.progress(step, total, f"step {step}")
+    return total
