@@ -227,3 +227,45 @@ def test_progress_never_goes_back_between_two_server_processes_without_memcached
         assert seen == sorted(seen), seen
     finally:
         stop(server.process)
+
+
+def test_resume_jobs_in_a_terminal_draws_a_bar_per_running_job():
+    import os
+    import pty
+
+    from tests.conftest import child_env
+
+    Job.objects.create(
+        task_path=tasks.slow_count.module_path,
+        title="Slow count",
+        kwargs={"total": 8, "pause": 0.3},
+        owner="gone:1:1",
+        enqueued_at=timezone.now() - timedelta(hours=1),
+        heartbeat_at=timezone.now() - timedelta(hours=1),
+    )
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "resume_jobs"],
+        cwd=ROOT,
+        env=child_env(COLUMNS="120"),
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the command exited and closed the terminal
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(leader)
+    assert process.wait(30) == 0
+    text = screen.decode(errors="replace")
+    assert "Slow count" in text
+    assert "━" in text  # rich's bar
+    assert "step " in text  # the job's own message beside its bar
+    assert "Resumed 1: 1 succeeded" in text
