@@ -63,6 +63,18 @@ def finished(result: TaskResult, timeout: float = 15) -> TaskResult:
     return result
 
 
+def logged_line(caplog, *parts: str, timeout: float = 10) -> None:
+    """Wait for the framework's log line: task_finished is sent once the
+    outcome is durable, on the notifier thread, a moment after the row."""
+    deadline = time.monotonic() + timeout
+    while not any(
+        r.name == TASKS_LOGGER and all(p in r.getMessage() for p in parts)
+        for r in caplog.records
+    ):
+        assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+        time.sleep(0.02)
+
+
 def test_the_default_backend_is_slowjobs():
     assert default_task_backend == task_backends["default"]
     assert isinstance(task_backends["default"], SlowJobsBackend)
@@ -125,13 +137,12 @@ def test_a_failure_is_recorded_with_its_class_and_traceback(
 ):
     with caplog.at_level(logging.ERROR, logger=TASKS_LOGGER):
         result = finished(task.enqueue())
+        logged_line(caplog, "state=FAILED", result.id)
     assert result.status == TaskResultStatus.FAILED
     with pytest.raises(ValueError, match="Task failed"):
         result.return_value  # noqa: B018
     assert result.errors[0].exception_class is exception
     assert result.errors[0].traceback.endswith(f"{exception.__name__}: {message}\n")
-    logged = [r.getMessage() for r in caplog.records if r.name == TASKS_LOGGER]
-    assert any("state=FAILED" in line and result.id in line for line in logged)
 
 
 def test_a_nested_exception_keeps_its_repr_in_the_traceback():
@@ -159,7 +170,7 @@ def test_arguments_that_are_not_json_are_refused_at_enqueue():
 def test_django_logs_enqueued_running_and_finished_with_the_id(caplog):
     with caplog.at_level(logging.DEBUG, logger=TASKS_LOGGER):
         result = finished(t.nothing.enqueue())
-        time.sleep(0.1)  # the finish line is logged as the outcome is written
+        logged_line(caplog, "state=SUCCESSFUL", result.id)
     lines = [r.getMessage() for r in caplog.records if r.name == TASKS_LOGGER]
     assert len(lines) == 3, lines
     assert "enqueued" in lines[0]
