@@ -31,7 +31,6 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
-from django.urls import NoReverseMatch, reverse
 
 from slowjobs import conf
 
@@ -208,15 +207,14 @@ def check_backend(alias: str) -> list[CheckMessage]:
 def urls_mounted() -> bool:
     """Whether ``slowjobs.urls`` is included; a worker-only settings module
     (no ``ROOT_URLCONF``) or a URLconf that fails to import has no say here."""
+    from slowjobs.web.joburls import PLACEHOLDER, job_url
+
     if not getattr(settings, "ROOT_URLCONF", None):
         return True
     try:
-        reverse("slowjobs:status", args=["00000000-0000-0000-0000-000000000000"])
-    except NoReverseMatch:
-        return False
+        return job_url("status", PLACEHOLDER) is not None
     except Exception:  # Django's own URL checks report a broken URLconf
         return True
-    return True
 
 
 def url_warning(alias: str) -> Warning:

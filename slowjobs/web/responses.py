@@ -30,7 +30,6 @@ from django.http import (
 )
 from django.middleware.csrf import get_token
 from django.shortcuts import render
-from django.urls import reverse
 from django.utils.translation import gettext
 
 from slowjobs import conf
@@ -38,6 +37,7 @@ from slowjobs.exceptions import EnqueueRefused, InvalidTaskArguments, OverLimit
 from slowjobs.jobs import files as jobfiles
 from slowjobs.tasksapi import Task, TaskResult
 from slowjobs.web.jobkeys import with_key
+from slowjobs.web.joburls import job_url
 from slowjobs.web.referer import came_from
 from slowjobs.web.submitter import knows_submitter
 
@@ -51,13 +51,14 @@ def wants_json(request: HttpRequest) -> bool:
 
 
 def accepted(request: HttpRequest, result: TaskResult[..., Any]) -> HttpResponse:
-    page_url = reverse("slowjobs:page", args=[result.id])
+    page_url = job_url("page", result.id) or ""
     if not wants_json(request):
         return HttpResponseRedirect(page_url, status=303)
     # The job's key rides in both URLs: a client that keeps no cookies
     # reads, cancels and downloads with it (see slowjobs.jobkeys).
-    status_url = with_key(reverse("slowjobs:status", args=[result.id]), result.id)
-    page_url = with_key(page_url, result.id)
+    key = with_key("", result.id)
+    status_url = f"{job_url('status', result.id)}{key}"
+    page_url = f"{page_url}{key}"
     session = getattr(request, "session", None)
     if session is not None and session.session_key:
         # The client has a session (it owns the job through it), so its next
