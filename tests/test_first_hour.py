@@ -180,15 +180,21 @@ def test_a_full_server_tells_a_browser_on_a_page(client: Client):
     assert 'content="5; url=/"' in body
 
 
-def test_resume_jobs_names_each_running_job_s_progress_when_piped():
-    job = Job.objects.create(
+def slow_count_orphan(total: int, pause: float) -> Job:
+    """A slow job a dead process left, for resume_jobs to take."""
+    long_ago = timezone.now() - timedelta(hours=1)
+    return Job.objects.create(
         task_path=tasks.slow_count.module_path,
         title="Slow count",
-        kwargs={"total": 6, "pause": 0.4},
+        kwargs={"total": total, "pause": pause},
         owner="gone:1:1",
-        enqueued_at=timezone.now() - timedelta(hours=1),
-        heartbeat_at=timezone.now() - timedelta(hours=1),
+        enqueued_at=long_ago,
+        heartbeat_at=long_ago,
     )
+
+
+def test_resume_jobs_names_each_running_job_s_progress_when_piped():
+    job = slow_count_orphan(6, 0.4)
     out = io.StringIO()
     call_command("resume_jobs", stdout=out, stderr=io.StringIO())
     lines = out.getvalue().splitlines()
@@ -235,14 +241,7 @@ def test_resume_jobs_in_a_terminal_draws_a_bar_per_running_job():
 
     from tests.conftest import child_env
 
-    Job.objects.create(
-        task_path=tasks.slow_count.module_path,
-        title="Slow count",
-        kwargs={"total": 8, "pause": 0.3},
-        owner="gone:1:1",
-        enqueued_at=timezone.now() - timedelta(hours=1),
-        heartbeat_at=timezone.now() - timedelta(hours=1),
-    )
+    slow_count_orphan(8, 0.3)
     leader, follower = pty.openpty()
     process = subprocess.Popen(
         [sys.executable, "manage.py", "resume_jobs"],
