@@ -60,7 +60,7 @@ def draw(results: dict[str, Any], path: Path) -> None:
         axis.set_title(title, fontsize=10)
         axis.invert_yaxis()
         axis.tick_params(axis="y", labelsize=8)
-        if "log" in title:
+        if "log" in title and any(s[1] > 0 for s in shown):
             axis.set_xscale("log")
         for index, (_, number, _) in enumerate(shown):
             axis.annotate(

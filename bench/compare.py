@@ -153,8 +153,13 @@ def say(message: str) -> None:
 class Stack:
     """A system's processes: web server, workers, memcached; stopped on exit."""
 
-    def __init__(self, system: System, scratch: Path, timeout: float) -> None:
+    def __init__(
+        self, system: System, scratch: Path, timeout: float, *, workers: bool = True
+    ) -> None:
         self.system = system
+        # Without its workers a peer's submit is only its push to the broker
+        # or the table (slowjobs runs its jobs in the server: it has none).
+        self.with_workers = workers
         self.timeout = timeout
         self.scratch = scratch
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -179,7 +184,6 @@ class Stack:
             "MEDIA_ROOT": str(self.scratch / "media"),
             "SECRET_KEY": "bench-secret-key-bench-secret-key-bench-secret-key",
             "PYTHONPATH": str(ROOT),
-            "SLOWJOBS_ADOPT": "false",
         }
 
     def __enter__(self) -> Stack:
@@ -213,6 +217,9 @@ class Stack:
         if self.system.redis:
             self.memory.add(redis_pid())
         self.base_url = self._start_server()
+        if not self.with_workers:
+            self.memory.__enter__()
+            return self
         for number, command in enumerate(self.system.workers):
             self.memory.add(self._start(command, f"worker-{number}").pid)
         self.memory.__enter__()
@@ -300,8 +307,10 @@ def submit_figures(stack: Stack, settings: dict[str, Any]) -> dict[str, Any]:
         for view in views:
             # Every view is measured with the system idle: a slower system's
             # workers would otherwise still be busy with the last round's
-            # jobs, slowing its plain view and flattering its ratio.
-            stack.client("settle", 0)
+            # jobs, slowing its plain view and flattering its ratio. (A peer
+            # without workers runs nothing: its queue only grows.)
+            if stack.with_workers:
+                stack.client("settle", 0)
             runs[view].append(
                 wrk(f"{stack.base_url}/bench/{view}", settings["seconds"], script)
             )
@@ -321,11 +330,16 @@ def run_system(
     and the run goes on with the next system."""
     figures: dict[str, Any] = {"label": system.label, "database": system.database}
     try:
-        with Stack(system, scratch, settings["timeout"]) as stack:
-            if "submit" in system.measures:
+        if "submit" in system.measures:
+            # Each peer at its fastest for this figure: its workers stopped,
+            # so the web server has the machine to itself, as slowjobs' has
+            # (its no-op jobs run in the server, and are counted).
+            with Stack(
+                system, scratch, settings["timeout"], workers=system.is_slowjobs
+            ) as stack:
                 say(f"{system.name}: HTTP submit")
                 figures["submit"] = submit_figures(stack, settings)
-                time.sleep(2)
+        with Stack(system, scratch, settings["timeout"]) as stack:
             for measure in ("drain", "latency", "makespan", "progress"):
                 if measure in system.measures:
                     say(f"{system.name}: {measure}")
@@ -390,10 +404,8 @@ def print_table(results: dict[str, Any]) -> None:
         "peak MiB",
     )
     print(f"\n{'system':<42}" + "".join(f"{h:>17}" for h in heads))
-    for figures in results["systems"].values():
-        print(
-            f"{figures['label']:<42}" + "".join(f"{cell:>17}" for cell in row(figures))
-        )
+    for label, cells in rows(results):
+        print(f"{label:<42}" + "".join(f"{cell:>17}" for cell in cells))
 
 
 def markdown_table(results: dict[str, Any]) -> str:
@@ -404,9 +416,27 @@ def markdown_table(results: dict[str, Any]) -> str:
         "100 ms jobs, x ideal", "progress report, us", "peak PSS, MiB",
     ]  # fmt: skip
     lines = ["| " + " | ".join(heads) + " |", "|" + " --- |" * len(heads)]
-    for figures in results["systems"].values():
-        lines.append("| " + " | ".join([figures["label"], *row(figures)]) + " |")
+    for label, cells in rows(results):
+        lines.append("| " + " | ".join([label, *cells]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """Each system's row; after slowjobs', the floor it is measured against
+    (the same form plus one durable INSERT, in the same server)."""
+    found = []
+    for figures in results["systems"].values():
+        found.append((figures["label"], row(figures)))
+        insert = (figures.get("submit") or {}).get("insert")
+        if insert:
+            plain = figures["submit"]["plain"]
+            cells = ["-"] * 9
+            cells[0] = f"{insert['rps']:.0f}"
+            cells[1] = f"{insert['rps'] / plain['rps']:.2f}x"
+            cells[2] = "1.00x"
+            cells[3] = f"{insert['p50_ms']:.1f}/{insert['p99_ms']:.1f}"
+            found.append((f"floor: form + one INSERT ({figures['database']})", cells))
+    return found
 
 
 def row(figures: dict[str, Any]) -> list[str]:

@@ -8,7 +8,6 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from project.tasks import crunch
 from slowjobs.web.responses import submit
 from slowjobs.web.submitter import submitted_by
 
@@ -67,6 +66,10 @@ def enqueue(request: HttpRequest) -> HttpResponse:
 @require_POST
 def crunch_view(request: HttpRequest) -> HttpResponse:
     """Enqueue a CPU-bound job of ``seconds`` (bench/cpu_pages.py)."""
+    # Imported here: its @task options are slowjobs', and bench.peers serves
+    # these views beside other backends too.
+    from project.tasks import crunch
+
     try:
         seconds = float(request.POST.get("seconds", ""))
     except ValueError:
