@@ -266,8 +266,8 @@ def check_memcached_exposure(
 def local_store_warning(processes: int) -> CheckMessage:
     return Warning(
         f"{processes} processes run jobs, but SLOWJOBS_MEMCACHED is empty: each "
-        "keeps live progress in its own memory, so a status request served by "
-        "another process sees only the database copy (up to "
+        "keeps live progress in its own memory, which the others cannot read, "
+        "so every status answer comes from the database copy (up to "
         "SLOWJOBS_PROGRESS_DB_INTERVAL old), and cancel requests wait for the "
         "database look.",
         hint="Run memcached and set SLOWJOBS_MEMCACHED to its address.",
