@@ -257,7 +257,8 @@ def print_table(results: dict[str, Any]) -> None:
             f"  no-op jobs through one process: {drain['jobs_per_s']:.0f} jobs/s "
             f"from one enqueuing thread, "
             f"{inproc['drain_8_threads']['jobs_per_s']:.0f} jobs/s from 8 "
-            f"({drain['jobs']} jobs each)"
+            f"({drain['jobs']} jobs each; "
+            f"{drain.get('commits_per_job', float('nan')):.2f} commits a job)"
         )
         print(
             f"  enqueue -> start: p50 {latency['p50_ms']:.2f} ms, "
