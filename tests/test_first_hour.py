@@ -268,3 +268,23 @@ def test_resume_jobs_in_a_terminal_draws_a_bar_per_running_job():
     assert "━" in text  # rich's bar
     assert "step " in text  # the job's own message beside its bar
     assert "Resumed 1: 1 succeeded" in text
+
+
+@pytest.mark.parametrize(
+    ("referer", "link"),
+    [
+        ("http://testserver/demo/?x=1", "/demo/?x=1"),
+        ("http://testserver//evil.example/x", ""),  # would be //evil.example
+        ("http://testserver/\\evil.example", ""),
+        ("http://elsewhere.example/form/", ""),
+        ("javascript:alert(1)", ""),
+        ("http://testserver/jobs/00000000-0000-0000-0000-000000000001/", ""),
+    ],
+)
+def test_the_link_back_goes_only_to_a_page_of_this_site(referer, link):
+    from django.test import RequestFactory
+
+    from slowjobs.web.referer import came_from
+
+    request = RequestFactory().get("/jobs/x/", HTTP_REFERER=referer)
+    assert came_from(request) == link
