@@ -33,8 +33,11 @@ from django.shortcuts import render
 from django.utils.translation import gettext
 
 from slowjobs import conf
+from slowjobs.backend.backend import SlowJobsBackend
+from slowjobs.checks import urls_mounted
 from slowjobs.exceptions import EnqueueRefused, InvalidTaskArguments, OverLimit
 from slowjobs.jobs import files as jobfiles
+from slowjobs.lifecycle.control import misconfigured
 from slowjobs.tasksapi import Task, TaskResult
 from slowjobs.web.jobkeys import with_key
 from slowjobs.web.joburls import job_url
@@ -178,10 +181,6 @@ def submit(
 
 def refuse_miswired(request: HttpRequest, task: Task[..., Any]) -> None:
     """Raise what ``manage.py check`` would have said, naming its check."""
-    from slowjobs.backend.backend import SlowJobsBackend
-    from slowjobs.checks import urls_mounted
-    from slowjobs.lifecycle.control import misconfigured
-
     backend = task.get_backend()
     if not isinstance(backend, SlowJobsBackend):
         raise ImproperlyConfigured(
