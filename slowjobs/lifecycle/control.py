@@ -52,6 +52,8 @@ logger = logging.getLogger("slowjobs.lifecycle")
 
 # How long interrupted tasks get to notice before their rows are handed back.
 INTERRUPT_GRACE = 1.0
+# Seconds a drained executor's threads get to end, once their jobs have.
+THREAD_EXIT_GRACE = 2.0
 
 # Guards _heartbeat: the first job of two request threads may start together.
 _lock = threading.Lock()
@@ -165,7 +167,11 @@ def shutdown(*, timeout: float | None = None) -> ShutdownReport:
         pending = [w.spec for w in executor.take_pending() if isinstance(w, JobWork)]
         _hand_back_queued(pending, report)
         report.drained = _drain(began + drain)
-        if not report.drained:
+        if report.drained:
+            # Told to stop by the drain: their last act is closing their
+            # connections, which must be done when shutdown returns.
+            executor.join(THREAD_EXIT_GRACE)
+        else:
             still = running.running_jobs()
             for job in still:
                 job.interrupted = True

@@ -158,9 +158,17 @@ class Executor(ABC):
     @abstractmethod
     def _stop_threads(self) -> None: ...
 
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the threads of a shut-down executor to end (each closes
+        its database connections on the way out)."""
+        return self._join(timeout)
+
     def _join(self, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
-        threads = self._threads_to_join()
+        # Never this thread itself (a job that shuts the process down).
+        threads = [
+            t for t in self._threads_to_join() if t is not threading.current_thread()
+        ]
         for thread in threads:
             remaining = (
                 None if deadline is None else max(0, deadline - time.monotonic())
