@@ -287,7 +287,9 @@ def spin_in_process(context, seconds: float, look: bool, name: str = "") -> int:
     import time
 
     if name:
-        Path(name).write_text(str(os.getpid()))
+        # Written aside and renamed: a test that sees the file sees its pid.
+        Path(name + ".tmp").write_text(str(os.getpid()))
+        os.replace(name + ".tmp", name)
     ends = time.monotonic() + seconds
     rounds = 0
     while time.monotonic() < ends:
