@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import uuid
 import weakref
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -26,6 +28,11 @@ PLAIN_TYPES = frozenset(
     }
 )  # fmt: skip
 PLAIN_VALUES = (str, int, bool)
+# Rows in one INSERT statement at most (its parameters stay far below
+# every database's limit).
+INSERT_CHUNK = 100
+# What a direct preparer answers for a value it leaves to the field.
+NOT_DIRECT = object()
 
 _cache: weakref.WeakKeyDictionary[BaseDatabaseWrapper, JobStatements]
 _cache = weakref.WeakKeyDictionary()
@@ -58,6 +65,11 @@ class JobStatements:
             for name, f in self._fields.items()
             if f.get_internal_type() in PLAIN_TYPES
         }
+        self._direct = {
+            name: direct
+            for name, f in self._fields.items()
+            if (direct := _direct_preparer(f, connection)) is not None
+        }
         # Columns a row may leave out: the database fills them (a column
         # default, or NULL).  The rest, when a row leaves them out, get
         # their Python default, prepared once (each is a constant).
@@ -68,36 +80,50 @@ class JobStatements:
         }
 
     def _prep(self, name: str, value: Any) -> Any:
-        if name in self._plain and (value is None or type(value) in PLAIN_VALUES):
+        if value is None:
+            return None
+        if name in self._plain and type(value) in PLAIN_VALUES:
             return value
+        direct = self._direct.get(name)
+        if direct is not None:
+            prepared = direct(value)
+            if prepared is not NOT_DIRECT:
+                return prepared
         return self._fields[name].get_db_prep_save(value, self.connection)
 
     def insert(self, cursor: CursorWrapper, rows: list[dict[str, Any]]) -> None:
         """INSERT jobs given as {attname: value}; other columns get their defaults.
 
-        Rows naming the same columns share one single-row statement run with
-        ``executemany``: its text stays the same whatever the batch size, so
-        the driver's parsed-query cache keeps it (PostgreSQL runs the rows in
-        one pipeline, SQLite in one C loop).
+        Rows naming the same columns go in one multi-row statement (of at
+        most ``INSERT_CHUNK`` rows): one round trip, and in autocommit one
+        commit, for all of them.
         """
+        for given, group in self.insert_groups(rows):
+            for start in range(0, len(group), INSERT_CHUNK):
+                chunk = group[start : start + INSERT_CHUNK]
+                params = [p for row in chunk for p in self._insert_params(row)]
+                cursor.execute(self._insert_sql(given, len(chunk)), params)
+
+    @staticmethod
+    def insert_groups(
+        rows: list[dict[str, Any]],
+    ) -> list[tuple[tuple[str, ...], list[dict[str, Any]]]]:
+        """The rows by the columns they name, in first-seen order."""
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for row in rows:
             groups.setdefault(tuple(row), []).append(row)
-        for given, group in groups.items():
-            sql = self._insert_sql(given)
-            if len(group) == 1:
-                cursor.execute(sql, self._insert_params(group[0]))
-            else:
-                cursor.executemany(sql, [self._insert_params(row) for row in group])
+        return list(groups.items())
 
-    def _insert_sql(self, given: tuple[str, ...]) -> str:
-        sql = self._inserts.get(given)
+    def _insert_sql(self, given: tuple[str, ...], count: int) -> str:
+        key = (*given, f"*{count}")
+        sql = self._inserts.get(key)
         if sql is None:
             names = [*given, *(n for n in self._defaults if n not in given)]
-            sql = self._inserts[given] = (
+            values = f"({', '.join(['%s'] * len(names))})"
+            sql = self._inserts[key] = (
                 f"INSERT INTO {self._table} "
                 f"({', '.join(self._columns[n] for n in names)}) "
-                f"VALUES ({', '.join(['%s'] * len(names))})"
+                f"VALUES {', '.join([values] * count)}"
             )
         return sql
 
@@ -169,6 +195,34 @@ class JobStatements:
                     matched[index] = len(raw.fetchall())
                     raw.nextset()
         return matched
+
+
+def _direct_preparer(
+    field: Any, connection: BaseDatabaseWrapper
+) -> Callable[[Any], Any] | None:
+    """The last step of ``field.get_db_prep_save`` alone, for the values every
+    job writes (a UUID, an aware datetime, JSON of a JSONField without an
+    encoder): the steps before it only hand such a value on unchanged.
+    Anything else (None is handled by the caller) answers ``NOT_DIRECT``."""
+    ops = connection.ops
+    kind = field.get_internal_type()
+    if kind == "UUIDField":
+        native = connection.features.has_native_uuid_field
+        return lambda v: (
+            (v if native else v.hex) if type(v) is uuid.UUID else NOT_DIRECT
+        )
+    if kind == "DateTimeField":
+        return lambda v: (
+            ops.adapt_datetimefield_value(v)
+            if type(v) is datetime and v.tzinfo is not None
+            else NOT_DIRECT
+        )
+    if kind == "JSONField" and field.encoder is None:
+        json_types = (dict, list, str, int, float, bool)
+        return lambda v: (
+            ops.adapt_json_value(v, None) if type(v) in json_types else NOT_DIRECT
+        )
+    return None
 
 
 def _segments(
