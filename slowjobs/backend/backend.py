@@ -64,6 +64,7 @@ from slowjobs.jobs import transitions
 from slowjobs.jobs.jsonargs import check_arguments
 from slowjobs.jobs.results import build_result, result_from_job
 from slowjobs.jobs.sql import statements_for
+from slowjobs.jobs.statewriter import get_writer
 from slowjobs.jobs.writelock import sqlite_write_turn
 from slowjobs.lifecycle import control as lifecycle
 from slowjobs.lifecycle import scheduler
@@ -357,14 +358,13 @@ def _insert(
     statements = statements_for(connection)
     if unique_key is None:
         if connection.in_atomic_block:
+            # The caller's transaction makes it durable (or rolls it back).
             with connection.cursor() as cursor:
                 statements.insert(cursor, [row])
         else:
-            # Its own commit is the quickest way to a durable row; on SQLite
-            # it first takes its turn at the write lock, beside the state
-            # writer, rather than sleep in SQLite's busy loop.
-            with sqlite_write_turn(connection), connection.cursor() as cursor:
-                statements.insert(cursor, [row])
+            # Committed with every row and state queued at the same moment
+            # (group commit); durable when this returns.
+            get_writer(connection.alias).insert(row)
         return None
     row["unique_key"] = unique_key
     jobs = Job.objects.using(connection.alias)

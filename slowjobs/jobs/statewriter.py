@@ -1,22 +1,28 @@
-"""Group commit of job state: many jobs' writes share one transaction.
+"""Group commit of job rows and states: many jobs' writes share one transaction.
 
-Every job state is durable, but a commit per state change caps a process at
+Every job row and state is durable, but a commit per write caps a process at
 a few hundred jobs a second (each commit is a lock round and, on PostgreSQL,
-an fsync).  So state changes go through one writer thread per process: it
-takes everything queued since its last commit and writes it in a single
-transaction.  Under load the batches grow and the commits per job fall;
-when idle a write costs one commit, as before.
+an fsync), and a thread woken for every write costs as much again in thread
+switches.  So every write of a job outside the caller's own transaction goes
+through one writer per process and database, and commits with whatever else
+is queued:
 
-- It writes no new rows: ``enqueue`` commits its own INSERT on the
-  request's connection, the quickest way to a durable row (see
-  ``slowjobs.backend.backend._insert``), which is the one insert path.
-- ``update`` does not block; ``on_written`` runs after the commit with the
-  number of rows the conditional UPDATE matched (0 when the attempt no longer
-  owns the job), on the writer's notifier thread (``slowjobs.jobs.notifier``),
-  never on the writer's own.  Two updates of one job in one batch become
-  one UPDATE.
-- ``flush`` waits until everything queued so far is written, and its
-  callbacks have run (shutdown).
+- ``insert`` (a new job's row, from ``enqueue``) returns once the row is
+  committed.  The caller's thread commits it itself, with every row and state
+  queued before it, under one lock: concurrent requests' rows share a commit
+  (the first to take the lock commits for those queued behind it), and a
+  lone request pays no thread hop.  A database that does not answer fails
+  the insert at once, so its client hears ``503`` and retries; the states
+  that rode with it go back to the head of the queue.
+- ``update`` does not block.  The state waits up to ``LINGER`` for a commit
+  to ride with (a new row's, or the writer thread's, which then writes
+  everything queued), so a job's start and finish, and many jobs' states,
+  share one commit, and the writer wakes at most once a ``LINGER`` under
+  load.  ``on_written`` runs after the commit with the number of rows the
+  conditional UPDATE matched (0 when the attempt no longer owns the job), on
+  the writer's notifier thread (``slowjobs.jobs.notifier``), never on a
+  committing thread.  Two updates of one job in one batch become one UPDATE.
+- ``update_and_wait`` and ``flush`` do not linger: someone is waiting.
 - When the database is away (restarted, unreachable), the writer keeps the
   states and tries again, with growing pauses, until it is back: a job's
   outcome is never dropped for an outage.  Only a stopping writer gives up,
@@ -27,11 +33,12 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
+from contextlib import nullcontext
 from functools import partial
 from typing import Any
 
@@ -45,7 +52,7 @@ from django.db import (
 
 from slowjobs.jobs import dbhygiene
 from slowjobs.jobs.notifier import Notifier
-from slowjobs.jobs.sql import statements_for
+from slowjobs.jobs.sql import INSERT_CHUNK, JobStatements, statements_for
 from slowjobs.jobs.writelock import sqlite_write_turn
 
 logger = logging.getLogger("slowjobs.statewriter")
@@ -56,15 +63,17 @@ MAX_BATCH = 500
 RETRIES = 3
 # Longest pause, in seconds, between tries while the database is away.
 OUTAGE_PAUSE = 2.0
+# How long a state may wait for company before the writer commits it.
+LINGER = 0.005
 
 
 class _Write:
-    """One queued write: a conditional update (``ticket``), or a flush
-    marker (no ticket)."""
+    """One queued write: a new row (``row``), a conditional update
+    (``ticket``), or a flush marker (neither)."""
 
     __slots__ = (
-        "absorbed", "callbacks", "changes", "done", "error", "expect", "rows",
-        "ticket",
+        "absorbed", "callbacks", "changes", "done", "error", "expect", "row",
+        "rows", "ticket",
     )  # fmt: skip
 
     def __init__(
@@ -73,17 +82,23 @@ class _Write:
         ticket: uuid.UUID | None = None,
         expect: dict[str, Any] | None = None,
         changes: dict[str, Any] | None = None,
+        row: dict[str, Any] | None = None,
         waited: bool = False,
     ) -> None:
         self.ticket = ticket
         self.expect = expect or {}
         self.changes = changes or {}
+        self.row = row
         self.callbacks: list[OnWritten] = []
         self.absorbed: list[_Write] = []
         # Only a caller that waits needs an Event; most updates are not waited for.
         self.done = threading.Event() if waited else None
         self.error: BaseException | None = None
         self.rows = 0
+
+    @property
+    def is_marker(self) -> bool:
+        return self.ticket is None and self.row is None
 
     def absorbs(self, later: _Write) -> bool:
         """Whether ``later`` (an update of the same job) expects exactly the
@@ -107,14 +122,44 @@ class _Write:
 class StateWriter:
     def __init__(self, using: str = "default") -> None:
         self.using = using
-        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
-        # Guards _thread and _stopped.
+        self._pending: deque[_Write] = deque()
+        # Guards _pending, _thread and _stopped.
         self._lock = threading.Lock()
+        # Held by whoever commits: batches are written one at a time, in
+        # the order they were queued.
+        self._commit_lock = threading.Lock()
+        self._has_work = threading.Event()
+        self._urgent = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._notifier = Notifier(f"slowjobs-notifier-{using}")
+        self._outage_since: float | None = None
+        self._outage_tries = 0
         self.commits = 0
         self.writes = 0
+
+    def insert(self, row: dict[str, Any]) -> None:
+        """Write a new job's row; return once it is committed, or raise."""
+        connection = connections[self.using]
+        if connection.vendor != "sqlite":
+            # Concurrent commits share their WAL flush in the database
+            # itself: measured, queueing rows here for a shared commit only
+            # added a wait.  One statement in autocommit is one round trip.
+            with connection.cursor() as cursor:
+                statements_for(connection).insert(cursor, [row])
+            self._count_commit()
+            return
+        write = _Write(row=row, waited=True)
+        with self._lock:
+            stopped = self._stopped
+            if not stopped:
+                self._pending.append(write)
+        with self._commit_lock:
+            # Whoever held the lock before may have written ours.
+            while not write.wait(0):
+                self._write_batch([write]) if stopped else self._commit_queued()
+        if write.error is not None:
+            raise write.error
 
     def update(
         self,
@@ -155,51 +200,79 @@ class StateWriter:
             self._stopped = True
             thread = self._thread
         if thread is not None:
-            self._queue.put(None)
+            self._urgent.set()
+            self._has_work.set()
             thread.join(timeout)
         self._notifier.stop(timeout)
         return flushed
 
     def _put(self, write: _Write) -> None:
         with self._lock:
-            if self._stopped:
-                # After stop (shutdown, or tests): write in the caller's thread.
+            stopped = self._stopped
+            if not stopped:
+                self._pending.append(write)
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._loop, name="slowjobs-statewriter", daemon=True
+                    )
+                    self._thread.start()
+        if stopped:
+            # After stop (shutdown, or tests): write in the caller's thread.
+            with self._commit_lock:
                 self._write_batch([write])
-                return
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._loop, name="slowjobs-statewriter", daemon=True
-                )
-                self._thread.start()
-        self._queue.put(write)
+            return
+        if write.done is not None:
+            self._urgent.set()
+        if not self._has_work.is_set():
+            self._has_work.set()
 
     def _loop(self) -> None:
         try:
             while True:
-                first = self._queue.get()
-                if first is None:
-                    return
-                batch = [first]
-                while len(batch) < MAX_BATCH:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        self._write_batch(batch)
+                self._has_work.wait()
+                if not self._urgent.is_set():
+                    self._urgent.wait(LINGER)
+                # Cleared before the queue is taken: a write queued from now
+                # on sets them again, one queued before is in this turn.
+                self._has_work.clear()
+                self._urgent.clear()
+                with self._commit_lock:
+                    # What came during the commit lingers in its turn, unless
+                    # a full batch is waiting already.
+                    while self._commit_queued() and self._backlog() >= MAX_BATCH:
+                        pass
+                with self._lock:
+                    if self._stopped and not self._pending:
                         return
-                    batch.append(item)
-                self._write_batch(batch)
+                if self._outage_since is not None:
+                    time.sleep(min(0.05 * 2**self._outage_tries, OUTAGE_PAUSE))
+                    self._has_work.set()
         finally:
             dbhygiene.at_thread_exit()
 
-    def _write_batch(self, batch: list[_Write]) -> None:
+    def _backlog(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def _commit_queued(self) -> bool:
+        """Write one batch of what is queued (the commit lock held); whether
+        there was anything to write and it was written."""
+        with self._lock:
+            batch = [
+                self._pending.popleft()
+                for _ in range(min(MAX_BATCH, len(self._pending)))
+            ]
+        if not batch:
+            return False
+        return self._write_batch(batch)
+
+    def _write_batch(self, batch: list[_Write]) -> bool:
         merged: list[_Write] = []
         # The latest write of each job so far: only it can absorb the next.
         latest: dict[uuid.UUID, _Write] = {}
         for write in batch:
-            if write.ticket is None:
-                merged.append(write)  # a flush marker
+            if write.ticket is None or write.row is not None:
+                merged.append(write)  # a new row, or a flush marker
                 continue
             target = latest.get(write.ticket)
             if target is None or not target.absorbs(write):
@@ -210,67 +283,105 @@ class StateWriter:
                 target.callbacks.extend(write.callbacks)
                 write.callbacks = []
                 target.absorbed.append(write)
-        real = [w for w in merged if w.ticket is not None]
+        real = [w for w in merged if not w.is_marker]
         if real:
             try:
-                self._commit(real)
+                if not self._commit(real):
+                    self._hand_back(merged)
+                    return False
             except Exception as exc:  # not a database error: nothing can be written
                 logger.exception("slowjobs: job states could not be written")
                 for write in real:
                     write.error = exc
         self._finish(merged)
+        return True
 
-    def _commit(self, writes: list[_Write]) -> None:
+    def _commit(self, writes: list[_Write]) -> bool:
+        """Commit the writes; False when the database is away (the new rows
+        then carry the error, the states are to be tried again)."""
         attempt = 0
-        outage_since: float | None = None
+        # New rows that make one statement need no transaction around it.
+        alone = (
+            all(w.row is not None for w in writes)
+            and len(writes) <= INSERT_CHUNK
+            and len(JobStatements.insert_groups([w.row for w in writes if w.row])) == 1
+        )
         while True:
             try:
                 with (
                     sqlite_write_turn(connections[self.using]),
-                    transaction.atomic(using=self.using),
+                    nullcontext() if alone else transaction.atomic(using=self.using),
                 ):
                     self._apply(writes)
-                self.commits += 1
-                if outage_since is not None:
-                    logger.warning(
-                        "slowjobs: the database is back after %.1f s; %d job "
-                        "states written",
-                        time.monotonic() - outage_since,
-                        len(writes),
-                    )
-                return
+                self._count_commit()
+                self._back_from_outage(len(writes))
+                return True
             except (OperationalError, InterfaceError) as exc:
                 # The database is away (or busy): the states wait for it.
                 connections[self.using].close()
                 if self._stopped:
                     self._apply_one_by_one(writes, exc)
-                    return
-                if outage_since is None:
-                    outage_since = time.monotonic()
-                    logger.warning(
-                        "slowjobs: cannot write job states (%s); trying until "
-                        "the database answers",
-                        str(exc).strip().splitlines()[0] if str(exc) else exc,
-                    )
-                attempt += 1
-                time.sleep(min(0.05 * 2**attempt, OUTAGE_PAUSE))
+                    return True
+                self._note_outage(exc)
+                for write in writes:
+                    if write.row is not None:
+                        write.error = exc
+                        write.mark_done()
+                return False
             except DatabaseError as exc:
                 attempt += 1
                 if attempt >= RETRIES:
                     self._apply_one_by_one(writes, exc)
-                    return
+                    return True
                 time.sleep(0.05 * attempt)
+
+    def _count_commit(self) -> None:
+        with self._lock:  # committing threads may run side by side
+            self.commits += 1
+
+    def _note_outage(self, exc: BaseException) -> None:
+        self._outage_tries += 1
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            logger.warning(
+                "slowjobs: cannot write job states (%s); trying until the "
+                "database answers",
+                str(exc).strip().splitlines()[0] if str(exc) else exc,
+            )
+
+    def _back_from_outage(self, written: int) -> None:
+        if self._outage_since is not None:
+            logger.warning(
+                "slowjobs: the database is back after %.1f s; %d job states written",
+                time.monotonic() - self._outage_since,
+                written,
+            )
+            self._outage_since = None
+            self._outage_tries = 0
+
+    def _hand_back(self, writes: list[_Write]) -> None:
+        """Put the writes an outage kept back at the head of the queue, in
+        their order, for the writer thread to try again."""
+        kept = [w for w in writes if w.row is None]
+        with self._lock:
+            self._pending.extendleft(reversed(kept))
+        self._has_work.set()
 
     def _apply(self, writes: list[_Write]) -> None:
         connection = connections[self.using]
         statements = statements_for(connection)
         with connection.cursor() as cursor:
-            updates = [w for w in writes if w.ticket is not None]
-            rows = statements.update_many(
+            rows = [w.row for w in writes if w.row is not None]
+            if rows:
+                # A job's updates only follow its row's commit, so the new
+                # rows may go first.
+                statements.insert(cursor, rows)
+            updates = [w for w in writes if w.row is None and w.ticket is not None]
+            matched = statements.update_many(
                 cursor, [(w.ticket, w.expect, w.changes) for w in updates if w.ticket]
             )
-            for write, matched in zip(updates, rows, strict=True):
-                write.rows = matched
+            for write, count in zip(updates, matched, strict=True):
+                write.rows = count
 
     def _apply_one_by_one(self, writes: list[_Write], cause: BaseException) -> None:
         """The batch kept failing: find the write at fault, keep the others."""
@@ -279,9 +390,11 @@ class StateWriter:
             try:
                 with transaction.atomic(using=self.using):
                     self._apply([write])
-                self.commits += 1
+                self._count_commit()
             except DatabaseError as exc:
                 write.error = exc
+                if write.row is not None:
+                    continue  # its caller hears of it
                 logger.exception(
                     "Job %s: could not write its state %s",
                     write.ticket,
