@@ -48,6 +48,13 @@ P = ParamSpec("P")
 
 
 def wants_json(request: HttpRequest) -> bool:
+    accept = request.META.get("HTTP_ACCEPT", "")
+    # What API clients and bare tools send, answered without parsing (as
+    # Django's negotiation would: no header, or */*, prefers the page).
+    if accept == "application/json":
+        return True
+    if accept in ("", "*/*"):
+        return False
     return request.get_preferred_type(["text/html", "application/json"]) == (
         "application/json"
     )
