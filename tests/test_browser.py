@@ -119,7 +119,12 @@ def test_a_page_whose_script_and_style_do_not_load_still_reaches_the_end(
     try:
         page = context.new_page()
         loads = []
-        page.on("load", lambda: loads.append(page.url))
+        # Counted when each navigation commits, before its page is parsed
+        # (a "load" event can come after the page already shows the end).
+        page.on(
+            "framenavigated",
+            lambda frame: loads.append(frame.url) if frame is page.main_frame else None,
+        )
         start_report(page, 200, 10)
         # No script: the page's own refresh reloads it until the job ends.
         wait_for_status(page, "Succeeded")
