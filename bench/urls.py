@@ -10,6 +10,7 @@ urlpatterns = [
     path("bench/plain", views.plain),
     path("bench/plain-get", views.plain_get),
     path("bench/insert", views.insert),
+    path("bench/floor", views.floor),
     path("bench/enqueue", views.enqueue),
     path("bench/crunch", views.crunch_view),
     path("demo/report/", demo_views.submit_report, name="demo-report"),
