@@ -1,4 +1,5 @@
-"""In-process figures: no-op jobs per second through one process, and the
+"""In-process figures: no-op jobs per second through one process (and the
+1-write floor of that: an INSERT and a thread hand-off a job), and the
 enqueue -> start latency of jobs submitted one at a time.
 
 Run by ``bench/run.py`` in a fresh process with DATABASE_URL set; prints JSON.
@@ -92,6 +93,24 @@ def floor_latency(count: int) -> dict[str, float]:
     }
 
 
+def floor_drain(count: int) -> dict[str, float]:
+    """The 1-write floor of a drain: one durable INSERT a job, then a no-op
+    run by a pool thread; from one thread, to the last no-op run."""
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    from bench.models import BenchRow
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        started = time.perf_counter()
+        futures = []
+        for number in range(count):
+            BenchRow.objects.create(name="floor", number=number)
+            futures.append(pool.submit(int))
+        wait(futures)
+        finished = time.perf_counter()
+    return {"jobs": count, "jobs_per_s": count / (finished - started)}
+
+
 def concurrent_drain(count: int, threads: int = 8) -> dict[str, float]:
     """No-op jobs enqueued by several threads at once, as a web server's do."""
     from django.db import connections
@@ -142,6 +161,7 @@ def main() -> None:
     latency_samples = int(sys.argv[2]) if len(sys.argv) > 2 else 300
     result = {
         "drain": drain_rate(jobs),
+        "floor_drain": floor_drain(jobs),
         "drain_8_threads": concurrent_drain(jobs),
         "latency": start_latency(latency_samples),
         "floor_latency": floor_latency(latency_samples),

@@ -264,6 +264,13 @@ def print_table(results: dict[str, Any]) -> None:
             f"({drain['jobs']} jobs each; "
             f"{drain.get('commits_per_job', float('nan')):.2f} commits a job)"
         )
+        if "floor_drain" in inproc:
+            floor_rate = inproc["floor_drain"]["jobs_per_s"]
+            print(
+                f"  1-write floor (INSERT + hand-off, one thread): "
+                f"{floor_rate:.0f} jobs/s; the drain is "
+                f"{drain['jobs_per_s'] / floor_rate:.2f}x of it"
+            )
         print(
             f"  enqueue -> start: p50 {latency['p50_ms']:.2f} ms, "
             f"p99 {latency['p99_ms']:.2f} ms ({latency['samples']} one at a time); "
