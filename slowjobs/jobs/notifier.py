@@ -25,24 +25,27 @@ Notice = Callable[[], None]
 class Notifier:
     def __init__(self, name: str) -> None:
         self.name = name
-        self._queue: queue.SimpleQueue[Notice | threading.Event | None]
+        self._queue: queue.SimpleQueue[list[Notice] | threading.Event | None]
         self._queue = queue.SimpleQueue()
         # Guards _thread and _stopped.
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopped = False
 
-    def post(self, notice: Notice) -> None:
+    def post_all(self, notices: list[Notice]) -> None:
+        """Run the notices in order; each one's failure is logged, and the
+        ones after it still run."""
         with self._lock:
             if self._stopped:
-                _run(notice)  # after stop: in the caller's thread
+                for notice in notices:
+                    _run(notice)  # after stop: in the caller's thread
                 return
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._loop, name=self.name, daemon=True
                 )
                 self._thread.start()
-        self._queue.put(notice)
+        self._queue.put(notices)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every notice posted so far has run."""
@@ -72,7 +75,8 @@ class Notifier:
                 if isinstance(item, threading.Event):
                     item.set()
                     continue
-                _run(item)
+                for notice in item:
+                    _run(notice)
         finally:
             dbhygiene.at_thread_exit()
 

@@ -404,6 +404,7 @@ class StateWriter:
 
     def _finish(self, writes: list[_Write]) -> None:
         self.writes += len(writes)
+        notices: list[Callable[[], None]] = []
         for write in writes:
             for part in write.absorbed:
                 part.rows, part.error = write.rows, write.error
@@ -411,8 +412,11 @@ class StateWriter:
             write.mark_done()
             if write.error is not None:
                 continue
-            for callback in write.callbacks:
-                self._notifier.post(partial(callback, write.rows))
+            notices.extend(partial(done, write.rows) for done in write.callbacks)
+        if notices:
+            # One hand-over for the whole batch: the notifier wakes once a
+            # commit, not once a job.
+            self._notifier.post_all(notices)
 
 
 # One writer per process, made on first use and forgotten in a forked child.
