@@ -11,8 +11,10 @@ one in ``SECRET_KEY_FALLBACKS`` until then) withdraws the keys handed out.
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest
 from django.utils.crypto import constant_time_compare
@@ -21,8 +23,19 @@ SALT = "slowjobs.job-key"
 PARAMETER = "key"
 
 
+def signer() -> signing.Signer:
+    """The signer of the keys under the current secrets: made once per
+    secret, not once per job (making one reads the settings)."""
+    return _signer(settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS))
+
+
+@lru_cache(maxsize=4)
+def _signer(secret: str, fallbacks: tuple[str, ...]) -> signing.Signer:
+    return signing.Signer(key=secret, fallback_keys=list(fallbacks), salt=SALT)
+
+
 def key_for(ticket: uuid.UUID | str) -> str:
-    return signing.Signer(salt=SALT).signature(str(ticket))
+    return signer().signature(str(ticket))
 
 
 def holds_key(request: HttpRequest, ticket: uuid.UUID | str) -> bool:
@@ -30,9 +43,9 @@ def holds_key(request: HttpRequest, ticket: uuid.UUID | str) -> bool:
     given = request.GET.get(PARAMETER, "")
     if not given or len(given) > 200:
         return False
-    signer = signing.Signer(salt=SALT)
-    keys = [signer.signature(str(ticket))] + [
-        signer.signature(str(ticket), key) for key in signer.fallback_keys
+    keys_of = signer()
+    keys = [keys_of.signature(str(ticket))] + [
+        keys_of.signature(str(ticket), key) for key in keys_of.fallback_keys
     ]
     return any(constant_time_compare(given, key) for key in keys)
 
