@@ -111,6 +111,45 @@ def floor_drain(count: int) -> dict[str, float]:
     return {"jobs": count, "jobs_per_s": count / (finished - started)}
 
 
+def row_cost(count: int) -> dict[str, float]:
+    """CPU (this thread's) a row costs to write and commit, one at a time: a job's row
+    through slowjobs' prepared INSERT against the floor's ORM ``create()``."""
+    import uuid
+
+    from django.db import connections
+    from django.utils import timezone
+
+    from bench.models import BenchRow
+    from bench.tasks import noop
+    from slowjobs.jobs import transitions
+    from slowjobs.jobs.sql import statements_for
+
+    connection = connections["default"]
+    statements = statements_for(connection)
+
+    def job_row() -> None:
+        now = timezone.now()
+        row = transitions.enqueued(
+            ticket=uuid.uuid4(), task=noop, backend="default", args=[], kwargs={},
+            enqueued_at=now, submitter=(None, "", ""), cost=1, input_file="",
+            input_size=0,
+        )  # fmt: skip
+        row["owner"], row["heartbeat_at"] = "bench", now
+        with connection.cursor() as cursor:
+            statements.insert(cursor, [row])
+
+    def orm_row() -> None:
+        BenchRow.objects.create(name="bench", number=42)
+
+    figures = {}
+    for name, write in (("job_row_us", job_row), ("orm_create_us", orm_row)):
+        started = time.thread_time()
+        for _ in range(count):
+            write()
+        figures[name] = (time.thread_time() - started) / count * 1e6
+    return figures
+
+
 def concurrent_drain(count: int, threads: int = 8) -> dict[str, float]:
     """No-op jobs enqueued by several threads at once, as a web server's do."""
     from django.db import connections
@@ -165,6 +204,7 @@ def main() -> None:
         "drain_8_threads": concurrent_drain(jobs),
         "latency": start_latency(latency_samples),
         "floor_latency": floor_latency(latency_samples),
+        "row_cost": row_cost(jobs),
     }
     shutdown_executor(wait=True, timeout=60)
     print(json.dumps(result))

@@ -271,6 +271,13 @@ def print_table(results: dict[str, Any]) -> None:
                 f"{floor_rate:.0f} jobs/s; the drain is "
                 f"{drain['jobs_per_s'] / floor_rate:.2f}x of it"
             )
+        if "row_cost" in inproc:
+            cost = inproc["row_cost"]
+            print(
+                f"  CPU a row costs, written and committed one at a time: job row "
+                f"{cost['job_row_us']:.0f} us, the floor's ORM create() "
+                f"{cost['orm_create_us']:.0f} us"
+            )
         print(
             f"  enqueue -> start: p50 {latency['p50_ms']:.2f} ms, "
             f"p99 {latency['p99_ms']:.2f} ms ({latency['samples']} one at a time); "
