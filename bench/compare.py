@@ -388,7 +388,9 @@ def versions() -> dict[str, str]:
             else out.split()[1]
         )
     out = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout
-    found["postgresql"] = out.split()[-1] if out else "?"
+    # "psql (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)": the third word.
+    words = out.split()
+    found["postgresql"] = words[2] if len(words) > 2 else "?"
     found["python"] = platform.python_version()
     return found
 
