@@ -59,6 +59,13 @@ class Figures:
     last_finish: float = 0.0
     remaining_work: float = 0.0
     interrupted: int = 0
+    # A job can end before the break on a slow machine (the first one
+    # submitted has run longest): it had nothing left to interrupt.
+    finished_before_break: int = 0
+
+    @property
+    def unfinished_at_break(self) -> int:
+        return JOBS - self.finished_before_break
 
     @property
     def first_resume(self) -> float:
@@ -211,6 +218,8 @@ def figures_for(
         if str(job.pk) in interrupted and job.started_at is not None:
             figures.resumed.append(job.started_at.timestamp() - broken_at)
             work_left.append((ROWS - saved.get(str(job.pk), 0)) * ROW_MS / 1000)
+        if job.finished_at is not None and job.finished_at.timestamp() < broken_at:
+            figures.finished_before_break += 1
         if job.finished_at is not None:
             figures.last_finish = max(
                 figures.last_finish, job.finished_at.timestamp() - broken_at

@@ -129,7 +129,12 @@ def test_the_servers_finish_a_broken_servers_jobs_by_themselves(
 ):
     figures = scenario(tmp_path, **store)
     report(figures, store)
-    assert figures.interrupted >= (scenarios.JOBS if all_interrupted else 1)
+    if all_interrupted:
+        # Every job still under way was cut off, and most were.
+        assert figures.interrupted == figures.unfinished_at_break, figures
+        assert figures.interrupted >= scenarios.JOBS // 2, figures
+    else:
+        assert figures.interrupted >= 1, figures
     # Far below the 30 s lease: nothing waited for one.
     assert figures.last_resume < 10, figures
 
@@ -141,7 +146,8 @@ def test_another_host_takes_a_killed_hosts_jobs_through_its_advisory_locks(
     store = {"SLOWJOBS_MEMCACHED": memcached.location}
     figures = scenarios.other_host_killed(tmp_path, **store)
     report(figures, store)
-    assert figures.interrupted == scenarios.JOBS
+    assert figures.interrupted == figures.unfinished_at_break, figures
+    assert figures.interrupted >= scenarios.JOBS // 2, figures
     # The lease is 30 s: only the locks can tell so soon.
     assert figures.last_resume < 10, figures
 
