@@ -190,10 +190,16 @@ class JobStatements:
                     (index, self._update_params(ticket, expect, changes))
                 )
             for sql, items in shapes.items():
-                raw.executemany(sql, [params for _, params in items], returning=True)
-                for index, _ in items:  # one result set per statement, in order
-                    matched[index] = len(raw.fetchall())
-                    raw.nextset()
+                # The driver's own cursor: its errors become Django's here, as
+                # every other statement's do (a deadlock is an
+                # OperationalError the state writer tries again).
+                with self.connection.wrap_database_errors:
+                    raw.executemany(
+                        sql, [params for _, params in items], returning=True
+                    )
+                    for index, _ in items:  # one result set a statement, in order
+                        matched[index] = len(raw.fetchall())
+                        raw.nextset()
         return matched
 
 
