@@ -153,3 +153,55 @@ def test_a_slow_signal_receiver_delays_no_other_job_s_outcome():
             time.sleep(0.01)
     finally:
         task_finished.disconnect(slow_receiver)
+
+
+@pytest.mark.skipif(
+    connections["default"].vendor != "postgresql",
+    reason="a deadlock needs row locks (the PostgreSQL run covers it)",
+)
+def test_a_batch_that_loses_a_deadlock_is_written_again_not_an_outage(writer, caplog):
+    """Another transaction locks the batch's second row, then its first: the
+    database rolls one of them back, and the writer's batch still lands."""
+    first, second = _row(owner="me"), _row(owner="me")
+    _insert(first)
+    _insert(second)
+    holding, release = threading.Event(), threading.Event()
+    other_error: list[BaseException] = []
+
+    def other_transaction() -> None:
+        from django.db import transaction
+
+        try:
+            with transaction.atomic():
+                Job.objects.filter(pk=second["id"]).update(progress_message="other")
+                holding.set()
+                release.wait(10)  # the writer now waits for this row
+                Job.objects.filter(pk=first["id"]).update(progress_message="other")
+        except Exception as exc:  # the deadlock's other possible victim
+            other_error.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=other_transaction)
+    thread.start()
+    assert holding.wait(10)
+    matched: list[int] = []
+    for row in (first, second):
+        writer.update(
+            row["id"],
+            expect={"status": JobStatus.QUEUED},
+            changes={"progress_message": "writer"},
+            on_written=matched.append,
+        )
+    time.sleep(0.3)  # the batch has locked the first row, and waits
+    release.set()
+    thread.join(15)
+    assert writer.flush(15)
+    assert matched == [1, 1]
+    outages = [r for r in caplog.records if "cannot write job states" in r.message]
+    assert not outages, "a deadlock was taken for an outage"
+    for row in (first, second):
+        assert Job.objects.get(pk=row["id"]).progress_message == "writer"
+    # One side lost: the writer (it waited first, so its check found the
+    # cycle) or the other; either way the writer's states are in.
+    assert len(other_error) <= 1

@@ -317,6 +317,14 @@ class StateWriter:
                 self._back_from_outage(len(writes))
                 return True
             except (OperationalError, InterfaceError) as exc:
+                if _lost_a_conflict(exc) and attempt < RETRIES:
+                    # A deadlock (the heartbeat's multi-row renewal can lock
+                    # the same rows in another order) or a serialization
+                    # failure: the database rolled this transaction back
+                    # whole and let the other go on, so it is tried again.
+                    attempt += 1
+                    time.sleep(0.01 * attempt)
+                    continue
                 # The database is away (or busy): the states wait for it.
                 connections[self.using].close()
                 if self._stopped:
@@ -417,6 +425,17 @@ class StateWriter:
             # One hand-over for the whole batch: the notifier wakes once a
             # commit, not once a job.
             self._notifier.post_all(notices)
+
+
+# SQLSTATEs of a transaction the database rolled back to resolve a conflict
+# with another one: deadlock detected, serialization failure.
+CONFLICTS = frozenset({"40P01", "40001"})
+
+
+def _lost_a_conflict(exc: BaseException) -> bool:
+    cause = exc.__cause__
+    code = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    return code in CONFLICTS
 
 
 # One writer per process, made on first use and forgotten in a forked child.
