@@ -26,7 +26,9 @@ is queued:
 - When the database is away (restarted, unreachable), the writer keeps the
   states and tries again, with growing pauses, until it is back: a job's
   outcome is never dropped for an outage.  Only a stopping writer gives up,
-  leaving its jobs to recovery.
+  leaving its jobs to recovery.  A batch the database rolled back to break
+  a deadlock (or a serialization failure) is no outage: it is written again
+  at once.
 """
 
 from __future__ import annotations
