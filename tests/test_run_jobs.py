@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from slowjobs.models import Job, JobStatus
+from slowjobs.models import Job, JobStatus, WorkerProcess
 from tests.conftest import ROOT, child_env, start_gunicorn, stop, track
 from tests.figures import record
 from tests.http_client import HttpClient
@@ -48,6 +48,19 @@ def start_worker(tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
             stderr=subprocess.STDOUT,
         )
     )
+
+
+def wait_until_up(*workers: subprocess.Popen[bytes]) -> None:
+    """Each worker has said it is alive (its first heartbeat): started later,
+    on a busy machine, it would find the server's job threads had taken
+    every overflowed job already."""
+    deadline = time.monotonic() + 30
+    pids = {worker.pid for worker in workers}
+    up = WorkerProcess.objects.filter(pid__in=pids).values_list("pid", flat=True)
+    while set(up.all()) != pids:
+        assert all(worker.poll() is None for worker in workers), "a worker exited"
+        assert time.monotonic() < deadline, "the run_jobs workers did not start"
+        time.sleep(0.05)
 
 
 def submit(url: str, rows: int, row_ms: int) -> tuple[HttpClient, str]:
@@ -82,6 +95,7 @@ def test_overflow_goes_to_run_jobs_workers_which_adopt_each_other(
     server = start_gunicorn(tmp_path, **OVERFLOWING, **FAST_LEASE)
     first, second = start_worker(tmp_path, "a"), start_worker(tmp_path, "b")
     try:
+        wait_until_up(first, second)
         # More than the server's two job threads: the rest overflow.
         jobs = [submit(server.url, rows=4, row_ms=100) for _ in range(16)]
         for client, status_url in jobs:
@@ -140,6 +154,7 @@ def test_run_jobs_runs_overflowed_jobs_and_stops_on_sigterm(collected_static, tm
     server = start_gunicorn(tmp_path, **OVERFLOWING)
     worker = start_worker(tmp_path, "only")
     try:
+        wait_until_up(worker)
         jobs = [submit(server.url, rows=3, row_ms=100) for _ in range(6)]
         for client, status_url in jobs:
             body = client.wait_for_status(status_url, FINISHED, timeout=60)
