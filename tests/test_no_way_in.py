@@ -114,6 +114,24 @@ def test_a_job_s_key_opens_that_job_alone_for_a_client_without_cookies(finished)
         assert answer.json() == {"error": "No such job."}
 
 
+def test_a_rotated_secret_keeps_old_keys_only_while_it_is_a_fallback(
+    settings, finished
+):
+    accepted = _report(Client()).json()
+    ticket, old_url = accepted["ticket"], accepted["status_url"]
+    finished.wait(ticket)
+    old_secret = settings.SECRET_KEY
+    settings.SECRET_KEY = "a-rotated-secret-" + "r" * 40
+    settings.SECRET_KEY_FALLBACKS = [old_secret]
+    assert Client().get(old_url).status_code == 200  # signed under the old one
+    new_key = key_for(ticket)
+    assert new_key not in old_url
+    assert Client().get(f"/jobs/{ticket}/status?key={new_key}").status_code == 200
+    settings.SECRET_KEY_FALLBACKS = []
+    assert Client().get(old_url).status_code == 404  # withdrawn
+    assert Client().get(f"/jobs/{ticket}/status?key={new_key}").status_code == 200
+
+
 def test_a_job_s_key_cancels_it_without_a_session(settings):
     settings.SLOWJOBS_MAX_JOBS_PER_ADDRESS = 0
     accepted = (
