@@ -324,6 +324,7 @@ class StateWriter:
                     # the same rows in another order) or a serialization
                     # failure: the database rolled this transaction back
                     # whole and let the other go on, so it is tried again.
+                    logger.info("slowjobs: a batch lost a conflict (%s); again", exc)
                     attempt += 1
                     time.sleep(0.01 * attempt)
                     continue
