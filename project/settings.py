@@ -146,6 +146,13 @@ SLOWJOBS_PROGRESS_DB_INTERVAL = env.float("SLOWJOBS_PROGRESS_DB_INTERVAL", defau
 SLOWJOBS_JOB_TIMEOUT = env.float("SLOWJOBS_JOB_TIMEOUT", default=None)
 SLOWJOBS_SCHEDULER_INTERVAL = env.float("SLOWJOBS_SCHEDULER_INTERVAL", default=2.0)
 SLOWJOBS_RETENTION_DAYS = env.int("SLOWJOBS_RETENTION_DAYS", default=7)
+# Periodic jobs, as JSON: {"name": {"task": "project.tasks.x", "every": 60}}.
+SLOWJOBS_PERIODIC = env.json("SLOWJOBS_PERIODIC", default={})
+SLOWJOBS_PERIODIC_GRACE = env.float("SLOWJOBS_PERIODIC_GRACE", default=60.0)
+# purge_jobs runs daily by itself; an empty SLOWJOBS_PURGE_SCHEDULE turns it off.
+SLOWJOBS_PURGE_SCHEDULE = (
+    env.str("SLOWJOBS_PURGE_SCHEDULE", default="30 3 * * *") or None
+)
 # Every server takes over what a crashed or stopped one left (the default).
 SLOWJOBS_ADOPT = env.bool("SLOWJOBS_ADOPT", default=True)
 SLOWJOBS_ADOPT_INTERVAL = env.float("SLOWJOBS_ADOPT_INTERVAL", default=0.5)
@@ -153,7 +160,7 @@ SLOWJOBS_HOST = env.str("SLOWJOBS_HOST", default="")
 SLOWJOBS_ADVISORY_LOCKS = env.bool("SLOWJOBS_ADVISORY_LOCKS", default=True)
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 

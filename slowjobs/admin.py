@@ -1,10 +1,11 @@
-"""The Django admin for jobs and the processes that run them.
+"""The Django admin for jobs, the processes that run them, and schedules.
 
 Staff see every job with its live progress, filter and search them, and act
 on them in bulk: cancel (queued or running), re-run (failed or cancelled:
 a *new* job with the same task, arguments and submitter; the old one stays
 as it was), and delete finished ones with their files.  Each action needs
 its own permission (``cancel_job``, ``rerun_job``, ``delete_job``).
+Periodic schedules have their own page (``slowjobs.periodic.admin``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from slowjobs.exceptions import EnqueueRefused
 from slowjobs.jobs.cancel import cancel
 from slowjobs.jobs.results import load_task
 from slowjobs.models import Job, JobQuerySet, JobStatus, WorkerProcess, percent
+from slowjobs.periodic.admin import ScheduleFilter
 from slowjobs.progress.records import session_digest
 from slowjobs.web.submitter import submitted_by
 from slowjobs.web.uploads import remove_stored
@@ -61,7 +63,12 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "enqueued_at",
         "timing",
     )
-    list_filter = ("status", "task_path", ("enqueued_at", admin.DateFieldListFilter))
+    list_filter = (
+        "status",
+        "task_path",
+        ScheduleFilter,
+        ("enqueued_at", admin.DateFieldListFilter),
+    )
     search_fields = (
         "=id",
         "title",
@@ -141,6 +148,8 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                     "priority",
                     "worker_ids",
                     "unique_key",
+                    "schedule",
+                    "scheduled_for",
                 ]
             },
         ),

@@ -16,6 +16,8 @@
 - W008: a ``SLOWJOBS_`` setting that slowjobs does not read (a misspelling).
 - W009: a memcached server of ``SLOWJOBS_MEMCACHED`` does not answer.
 - W010: slowjobs is installed, but no ``TASKS`` backend is slowjobs.
+- E004: a periodic schedule that cannot run (a bad cron expression or
+  interval, an unknown task or time zone, arguments that are not JSON).
 - W011: Django 5.2 without ``"django_tasks"`` in ``INSTALLED_APPS`` (the
   backport's checks and log lines are off; slowjobs runs its own checks).
 """
@@ -314,6 +316,30 @@ def check_debug_exposure(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
             hint="Turn DEBUG off, or keep ALLOWED_HOSTS to local names.",
             id="slowjobs.W005",
         )
+    ]
+
+
+@register()
+def check_periodic(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if conf.problem() is not None:
+        return []  # E001 says what is wrong first
+    from slowjobs.periodic import declared
+    from slowjobs.periodic.clock import task_for
+
+    good, bad = declared.load()
+    for schedule in good:
+        try:
+            task_for(schedule)
+        except declared.BadSchedule as exc:
+            bad.append(exc)
+    return [
+        Error(
+            str(problem),
+            hint="Fix the schedule in SLOWJOBS_PERIODIC (or SLOWJOBS_PURGE_SCHEDULE); "
+            "until then it does not run, and the others do.",
+            id="slowjobs.E004",
+        )
+        for problem in bad
     ]
 
 

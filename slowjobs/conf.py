@@ -123,6 +123,17 @@ DEFAULTS: dict[str, Any] = {
     "SLOWJOBS_ADVISORY_LOCKS": True,
     # Days a finished job (and its files) is kept before purge_jobs removes it.
     "SLOWJOBS_RETENTION_DAYS": 7,
+    # Periodic jobs: {"name": {"task": "dotted.path", "cron": "*/5 * * * *"
+    # or "every": seconds, "args": [...], "kwargs": {...}, "missed": "latest"
+    # or "skip", "timezone": "Europe/Paris", "grace": seconds}}.  Every
+    # process that looks after jobs keeps the clock; each slot runs once.
+    "SLOWJOBS_PERIODIC": {},
+    # When purge_jobs runs by itself (a cron expression in TIME_ZONE);
+    # None turns it off (then run it from cron, or not at all).
+    "SLOWJOBS_PURGE_SCHEDULE": "30 3 * * *",
+    # Seconds late a slot may be and still run; slots older than that were
+    # missed (downtime), and the schedule's "missed" policy decides.
+    "SLOWJOBS_PERIODIC_GRACE": 60.0,
     # Count jobs for Prometheus (needs prometheus-client: slowjobs[metrics]);
     # serve them with slowjobs.metrics.metrics_view.
     "SLOWJOBS_METRICS": False,
@@ -173,6 +184,9 @@ class SlowjobsSettings:
     host: str
     advisory_locks: bool
     retention_days: int
+    periodic: dict[str, Any]
+    purge_schedule: str | None
+    periodic_grace: float
     metrics: bool
     metrics_token: str
     metrics_loopback: bool
@@ -318,6 +332,26 @@ def _fair_share() -> dict[str, Any]:
     }
 
 
+def _periodic() -> dict[str, Any]:
+    """The shape of the periodic settings; each schedule is checked by
+    ``slowjobs.periodic.declared`` (slowjobs.E004 names a bad one)."""
+    periodic = _raw("SLOWJOBS_PERIODIC")
+    if not isinstance(periodic, dict):
+        raise ImproperlyConfigured(
+            f"SLOWJOBS_PERIODIC must be a dict of schedules, not {periodic!r}."
+        )
+    purge = _raw("SLOWJOBS_PURGE_SCHEDULE")
+    if purge is not None and not isinstance(purge, str):
+        raise ImproperlyConfigured(
+            f"SLOWJOBS_PURGE_SCHEDULE must be a cron expression or None, not {purge!r}."
+        )
+    return {
+        "periodic": dict(periodic),
+        "purge_schedule": purge,
+        "periodic_grace": _seconds("SLOWJOBS_PERIODIC_GRACE"),
+    }
+
+
 def load() -> SlowjobsSettings:
     """Read and check every setting; the first bad one raises ImproperlyConfigured."""
     heartbeat, lease = _heartbeat_and_lease()
@@ -358,6 +392,7 @@ def load() -> SlowjobsSettings:
         host=_str("SLOWJOBS_HOST"),
         advisory_locks=_bool("SLOWJOBS_ADVISORY_LOCKS"),
         retention_days=_int("SLOWJOBS_RETENTION_DAYS", minimum=0) or 0,
+        **_periodic(),
         metrics=_bool("SLOWJOBS_METRICS"),
         metrics_token=_str("SLOWJOBS_METRICS_TOKEN"),
         metrics_loopback=_bool("SLOWJOBS_METRICS_LOOPBACK"),

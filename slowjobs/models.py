@@ -182,6 +182,12 @@ class Job(models.Model):
     )
     # Bytes of the input file, for the upload quotas; 0 once it is removed.
     input_size = models.BigIntegerField(_("input size"), default=0, db_default=0)
+    # The periodic schedule that enqueued the job (SLOWJOBS_PERIODIC), and
+    # the slot it is for; a "run now" from the admin has no slot.
+    schedule = models.CharField(
+        _("schedule"), max_length=100, blank=True, db_default=""
+    )
+    scheduled_for = models.DateTimeField(_("scheduled for"), null=True, blank=True)
 
     objects = JobQuerySet.as_manager()
 
@@ -234,6 +240,14 @@ class Job(models.Model):
                 condition=models.Q(finished_at__isnull=True, unique_key__isnull=False),
                 name="slowjobs_unique_unfinished_key",
             ),
+            # One job per slot of a schedule, finished or not, whoever
+            # enqueues it: every other process's attempt at it is a no-op.
+            # Only periodic jobs are in it; it also serves the admin's filter.
+            models.UniqueConstraint(
+                fields=["schedule", "scheduled_for"],
+                condition=~models.Q(schedule=""),
+                name="slowjobs_one_job_per_slot",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -254,6 +268,31 @@ class Job(models.Model):
         if value is None and self.status == JobStatus.SUCCEEDED:
             return 100.0
         return value
+
+
+class Schedule(models.Model):
+    """The state of a periodic schedule that outlives processes and deploys.
+
+    What to run and when is declared in ``SLOWJOBS_PERIODIC``; the row keeps
+    what the admin decides (``enabled``) and how far the schedule has got
+    (``last_slot``), so every process agrees on both.
+    """
+
+    name = models.CharField(_("name"), max_length=100, primary_key=True)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    # The newest slot that was enqueued, or passed over as missed: no
+    # process enqueues a slot at or before it.
+    last_slot = models.DateTimeField(_("last slot"), null=True, blank=True)
+    created_at = models.DateTimeField(_("first seen"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("periodic schedule")
+        verbose_name_plural = _("periodic schedules")
+        ordering = ["name"]
+        permissions = [("run_schedule", _("Can run a periodic schedule now"))]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class WorkerProcessQuerySet(models.QuerySet["WorkerProcess"]):

@@ -5,6 +5,9 @@
   exception class name), ``exception``.
 - ``job_retrying``: a failed attempt will run again.  sender: the backend
   class; ``ticket``, ``task_path``, ``attempt``, ``retry_at``, ``error``.
+- ``slots_missed``: a periodic schedule passed over slots that nobody was
+  there to run (downtime).  sender: the schedule's name; ``slots`` (how
+  many, counted up to 1000), ``newest`` (the newest one), ``policy``.
 
 ``slowjobs.cancel.cancel_requested`` is sent after a cancel request.
 """
@@ -15,3 +18,4 @@ from django.dispatch import Signal
 
 enqueue_refused = Signal()
 job_retrying = Signal()
+slots_missed = Signal()

@@ -154,6 +154,71 @@ class SlowJobsBackend(BaseTaskBackend):
             task, args, kwargs, unique_key, using, enqueued_at, slot
         )
 
+    def enqueue_for_schedule(
+        self,
+        task: Task[P, R],
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
+        schedule: str,
+        slot: datetime | None,
+    ) -> TaskResult[P, R] | None:
+        """An ordinary job for a periodic schedule's slot (``None``: "run
+        now"); ``None`` when another process enqueued that slot first.
+
+        It never waits for room and is never refused for lack of it: with
+        no room here the row is left ownerless and due, for any process
+        with room.  No submitter cap applies: the clock is nobody.
+        """
+        self.validate_task(task)
+        check_arguments(args, kwargs)
+        args, kwargs = list(args), dict(kwargs)
+        using = router.db_for_write(Job)
+        connection = connections[using]
+        in_transaction = connection.in_atomic_block
+        if not lifecycle.is_started():
+            lifecycle.start(adopt=False)
+        room: Slot | None = None
+        if not in_transaction:
+            try:
+                room = get_executor().reserve(timeout=0)
+            except EnqueueRefused:
+                room = None
+        enqueued_at = timezone.now()
+        ticket = uuid.uuid4()
+        try:
+            submitter = current_submitter()
+            row = self._row(task, ticket, args, kwargs, enqueued_at, submitter)
+            row.update(schedule=schedule, scheduled_for=slot)
+            here = room is not None or in_transaction
+            if here:
+                row.update(owner=process_id(), heartbeat_at=enqueued_at)
+            else:
+                row["run_after"] = enqueued_at
+            with (
+                nullcontext() if in_transaction else sqlite_write_turn(connection),
+                connection.cursor() as cursor,
+            ):
+                inserted = statements_for(connection).insert_unless_taken(cursor, row)
+        except BaseException as exc:
+            if room is not None:
+                room.release()
+            _refuse_if_unavailable(exc, type(self), task)
+            raise
+        if not inserted:
+            if room is not None:
+                room.release()
+            return None
+        then: Callable[[], object]
+        if here:
+            spec = _spec_of(row, task, submitter, sender=type(self), using=using)
+            then = partial(
+                transaction.on_commit, partial(_hand_off, spec, room), using=using
+            )
+        else:
+            then = partial(scheduler.wake_at, enqueued_at)
+        return self._announce(task, ticket, args, kwargs, enqueued_at, then=then)
+
     def _admit(self, task: Task[..., Any], using: str) -> None:
         """Refuse a submitter over a cap, before any room is taken or any
         row written: a refusal costs only the look (none outside a request)."""

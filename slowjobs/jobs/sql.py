@@ -104,6 +104,17 @@ class JobStatements:
                 params = [p for row in chunk for p in self._insert_params(row)]
                 cursor.execute(self._insert_sql(given, len(chunk)), params)
 
+    def insert_unless_taken(self, cursor: CursorWrapper, row: dict[str, Any]) -> bool:
+        """INSERT one job unless a unique key of it is taken; whether it was.
+
+        ``ON CONFLICT DO NOTHING`` (PostgreSQL, SQLite 3.24+): losing is an
+        answer, not an error, so the loser's transaction stays usable and
+        the server logs nothing.
+        """
+        sql = self._insert_sql(tuple(row), 1) + " ON CONFLICT DO NOTHING"
+        cursor.execute(sql, self._insert_params(row))
+        return int(cursor.rowcount) == 1
+
     @staticmethod
     def insert_groups(
         rows: list[dict[str, Any]],

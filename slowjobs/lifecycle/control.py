@@ -67,8 +67,11 @@ _serving = False
 _said: str | None = None
 
 
-def start(*, adopt: bool | None = None) -> None:
-    """Make this process a known, beating job runner (once per process)."""
+def start(*, adopt: bool | None = None, periodic: bool | None = None) -> None:
+    """Make this process a known, beating job runner (once per process).
+
+    ``periodic``: whether it keeps the periodic clock (default: as it adopts).
+    """
     global _heartbeat, _exit_hook_registered
     with _lock:
         if _heartbeat is not None or _closed:
@@ -81,6 +84,7 @@ def start(*, adopt: bool | None = None) -> None:
         scheduler.start(
             start_claimed=start_claimed,
             adopting=conf.get().adopt if adopt is None else adopt,
+            periodic=periodic,
             ready=wait_until_known,
         )
         if not _exit_hook_registered:

@@ -16,6 +16,10 @@ deferred itself) and, every ``SLOWJOBS_SCHEDULER_INTERVAL``, for the rest
 (jobs deferred by another process, or by one that has stopped since).  The
 row is the truth, so a restart loses nothing: whichever process runs jobs
 next (a server, or ``resume_jobs``) takes them when they are due.
+
+Periodic jobs: in a process that looks after jobs (one that adopts, and
+``run_jobs``), the same thread keeps the clock of ``SLOWJOBS_PERIODIC``
+(``slowjobs.periodic.clock``), waking at each slot.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from slowjobs.lifecycle.adoption import adopt
 from slowjobs.lifecycle.identity import process_id
 from slowjobs.lifecycle.orphans import claim, deferred_due
 from slowjobs.models import Job
+from slowjobs.periodic.clock import Clock
 
 logger = logging.getLogger("slowjobs.scheduler")
 
@@ -53,11 +58,16 @@ class Scheduler:
         using: str = "default",
         *,
         adopting: bool = False,
+        periodic: bool | None = None,
         ready: Callable[[], bool] = lambda: True,
         start_claimed: StartClaimed,
     ) -> None:
         self.using = using
         self.adopting = adopting
+        # The periodic clock: in the processes that look after jobs.
+        self.clock = (
+            Clock(using) if (adopting if periodic is None else periodic) else None
+        )
         # How claimed jobs get onto the executor (the engine's runner): given,
         # not imported, so that the runner may wake the scheduler.
         self._start_claimed = start_claimed
@@ -96,14 +106,20 @@ class Scheduler:
             if self.adopting
             else settings.scheduler_interval
         )
+        if self.clock is not None:
+            due = self.clock.due_in()
+            if due is not None:
+                interval = min(interval, due)
         if not self._wakeups:
             return interval
         return max(0.0, min(interval, self._wakeups[0] - timezone.now().timestamp()))
 
     def _loop(self) -> None:
         try:
-            if self.adopting and self._ready():
+            ready = self._ready() if (self.adopting or self.clock) else True
+            if self.adopting and ready:
                 self._adopt()
+            self._keep_time()
             while True:
                 with self._changed:
                     if self._stopped:
@@ -117,6 +133,7 @@ class Scheduler:
                         heapq.heappop(self._wakeups)
                 if self.adopting:
                     self._adopt()
+                self._keep_time()
                 if not woken and time.monotonic() < self._next_due_look:
                     continue
                 self._next_due_look = time.monotonic() + conf.get().scheduler_interval
@@ -132,6 +149,18 @@ class Scheduler:
                         )
         finally:
             dbhygiene.at_thread_exit()
+
+    def _keep_time(self) -> None:
+        """Enqueue the periodic slots that are due (none between slots)."""
+        clock = self.clock
+        due = clock.due_in() if clock is not None else None
+        if clock is None or due is None or due > 0:
+            return
+        try:
+            clock.look()
+        except Exception:
+            # A bug must not end the thread: deferred jobs depend on it too.
+            logger.exception("slowjobs: enqueueing periodic jobs failed")
 
     def _adopt(self) -> int:
         """Claim orphaned and handed-back jobs for the idle job threads."""
@@ -207,13 +236,17 @@ def start(
     *,
     start_claimed: StartClaimed,
     adopting: bool = False,
+    periodic: bool | None = None,
     ready: Callable[[], bool] = lambda: True,
 ) -> None:
     global _scheduler
     with _lock:
         if _scheduler is None:
             _scheduler = Scheduler(
-                adopting=adopting, ready=ready, start_claimed=start_claimed
+                adopting=adopting,
+                periodic=periodic,
+                ready=ready,
+                start_claimed=start_claimed,
             )
             _scheduler.start()
 
@@ -231,6 +264,8 @@ def adopt_from_now() -> None:
     scheduler = _scheduler
     if scheduler is not None and not scheduler.adopting:
         scheduler.adopting = True
+        if scheduler.clock is None:
+            scheduler.clock = Clock(scheduler.using)
         with scheduler._changed:
             scheduler._changed.notify()
 

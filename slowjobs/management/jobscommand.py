@@ -36,8 +36,11 @@ class JobsCommand(BaseCommand):
             help="Jobs run at once (default: SLOWJOBS_WORKERS).",
         )
 
-    def start_pool(self, workers: int | None, *, queue_size: int) -> PoolExecutor:
-        """This process's executor, and its record as a live job runner."""
+    def start_pool(
+        self, workers: int | None, *, queue_size: int, periodic: bool = False
+    ) -> PoolExecutor:
+        """This process's executor, and its record as a live job runner
+        (``periodic``: keeping the clock of the periodic schedules too)."""
         settings = conf.get()
         workers = workers or settings.workers
         executor = PoolExecutor(
@@ -48,7 +51,7 @@ class JobsCommand(BaseCommand):
             running_per_submitter=settings.running_per_submitter(workers),
         )
         install_executor(executor)
-        lifecycle.start(adopt=False)
+        lifecycle.start(adopt=False, periodic=periodic)
         if not lifecycle.wait_until_known():
             raise CommandError("Could not record this process in the database.")
         return executor

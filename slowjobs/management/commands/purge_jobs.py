@@ -1,20 +1,18 @@
-"""Remove finished jobs, and their files, older than the retention period."""
+"""Remove finished jobs, and their files, older than the retention period.
+
+The ``slowjobs.purge_jobs`` schedule runs the same daily by itself
+(``SLOWJOBS_PURGE_SCHEDULE``); this command is for doing it by hand.
+"""
 
 from __future__ import annotations
 
 from argparse import ArgumentParser
-from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand
-from django.utils import timezone
 
-from slowjobs import conf
+from slowjobs.jobs.purge import old_jobs, purge
 from slowjobs.management.arguments import whole_number
-from slowjobs.models import Job
-from slowjobs.web.uploads import remove_stored
-
-BATCH = 500
 
 
 class Command(BaseCommand):
@@ -35,20 +33,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *, days: int | None, dry_run: bool, **options: Any) -> None:
-        keep = conf.get().retention_days if days is None else days
-        cutoff = timezone.now() - timedelta(days=keep)
-        old = Job.objects.finished().filter(finished_at__lt=cutoff)
         if dry_run:
-            self.stdout.write(f"{old.count()} job(s) would be deleted.")
+            self.stdout.write(f"{old_jobs(days).count()} job(s) would be deleted.")
             return
-        deleted = files = 0
-        while True:
-            batch = list(old.values_list("pk", "input_file", "result_file")[:BATCH])
-            if not batch:
-                break
-            for _, *names in batch:
-                for name in filter(None, names):
-                    remove_stored(name)
-                    files += 1
-            deleted += Job.objects.filter(pk__in=[pk for pk, *_ in batch]).delete()[0]
-        self.stdout.write(f"Deleted {deleted} job(s) and {files} file(s).")
+        purged = purge(days)
+        self.stdout.write(f"Deleted {purged.jobs} job(s) and {purged.files} file(s).")

@@ -8,7 +8,8 @@ and retries that are due, handed-back jobs, and the orphans of processes
 that died (at once where its death is proved: its pid on this machine, its
 advisory lock on PostgreSQL; by the lease otherwise).  Claims are atomic
 (``SKIP LOCKED`` on PostgreSQL), so workers never share a job.  SIGTERM or
-Ctrl+C drains like a server.
+Ctrl+C drains like a server.  It also keeps the clock of the periodic
+schedules (``SLOWJOBS_PERIODIC``), as every server that adopts does.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class Command(JobsCommand):
         )
 
     def handle(self, *, workers: int | None, poll: float, **options: Any) -> None:
-        self.executor = self.start_pool(workers, queue_size=0)
+        self.executor = self.start_pool(workers, queue_size=0, periodic=True)
         self.stdout.write(
             f"run_jobs {process_id()}: {self.executor.workers} workers, "
             f"looking for work every {poll:g} s"
