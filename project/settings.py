@@ -150,9 +150,7 @@ SLOWJOBS_RETENTION_DAYS = env.int("SLOWJOBS_RETENTION_DAYS", default=7)
 SLOWJOBS_PERIODIC = env.json("SLOWJOBS_PERIODIC", default={})
 SLOWJOBS_PERIODIC_GRACE = env.float("SLOWJOBS_PERIODIC_GRACE", default=60.0)
 # purge_jobs runs daily by itself; an empty SLOWJOBS_PURGE_SCHEDULE turns it off.
-SLOWJOBS_PURGE_SCHEDULE = (
-    env.str("SLOWJOBS_PURGE_SCHEDULE", default="30 3 * * *") or None
-)
+SLOWJOBS_PURGE_SCHEDULE = env.str("SLOWJOBS_PURGE_SCHEDULE", default="30 3 * * *")
 # Every server takes over what a crashed or stopped one left (the default).
 SLOWJOBS_ADOPT = env.bool("SLOWJOBS_ADOPT", default=True)
 SLOWJOBS_ADOPT_INTERVAL = env.float("SLOWJOBS_ADOPT_INTERVAL", default=0.5)

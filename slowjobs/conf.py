@@ -129,7 +129,7 @@ DEFAULTS: dict[str, Any] = {
     # process that looks after jobs keeps the clock; each slot runs once.
     "SLOWJOBS_PERIODIC": {},
     # When purge_jobs runs by itself (a cron expression in TIME_ZONE);
-    # None turns it off (then run it from cron, or not at all).
+    # None or "" turns it off (then run it from cron, or not at all).
     "SLOWJOBS_PURGE_SCHEDULE": "30 3 * * *",
     # Seconds late a slot may be and still run; slots older than that were
     # missed (downtime), and the schedule's "missed" policy decides.
@@ -347,7 +347,7 @@ def _periodic() -> dict[str, Any]:
         )
     return {
         "periodic": dict(periodic),
-        "purge_schedule": purge,
+        "purge_schedule": purge or None,
         "periodic_grace": _seconds("SLOWJOBS_PERIODIC_GRACE"),
     }
 
