@@ -141,6 +141,7 @@ def test_disable_and_run_now_from_the_admin_in_chromium(
         page.goto("/admin/slowjobs/schedule/")
         page.check("input[name=_selected_action][value=tick]")
         page.select_option("select[name=action]", "enable_schedules")
+        before_enabling = datetime.now(UTC)
         page.click("button[name=index]")
         assert "Enabled 1 schedule." in page.inner_text(".messagelist")
         on = datetime.now(UTC)
@@ -151,8 +152,28 @@ def test_disable_and_run_now_from_the_admin_in_chromium(
         )
         # Nothing is owed for the slots that passed while it was off.
         assert not Job.objects.filter(
-            schedule="tick", scheduled_for__gt=off, scheduled_for__lt=on
+            schedule="tick", scheduled_for__gt=off, scheduled_for__lt=before_enabling
         ).exists()
     finally:
         context.close()
         stop(server.process)
+
+
+@override_settings(SLOWJOBS_PERIODIC=SCHEDULES)
+def test_enabled_again_from_its_form_it_owes_nothing_for_the_time_off(
+    client, django_user_model
+):
+    from datetime import timedelta
+
+    Clock().look()
+    long_ago = datetime.now(UTC) - timedelta(hours=2)
+    Schedule.objects.filter(name="tick").update(enabled=False, last_slot=long_ago)
+    editor = staff_with(django_user_model, "editor", "view_schedule", "change_schedule")
+    client.force_login(editor)
+    answer = client.post("/admin/slowjobs/schedule/tick/change/", {"enabled": "on"})
+    assert answer.status_code == 302
+    row = Schedule.objects.get(name="tick")
+    assert row.enabled
+    assert row.last_slot > long_ago + timedelta(hours=1)
+    look = Clock().look()
+    assert look.missed == {}

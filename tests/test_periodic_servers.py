@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from slowjobs.models import Job, JobStatus, WorkerProcess
+from slowjobs.models import Job, JobStatus, Schedule, WorkerProcess
 from tests.conftest import ROOT, child_env, start_gunicorn, stop, track
 from tests.figures import record
 from tests.recovery_scenarios import wait_for_workers, wait_until, worker_pids
@@ -151,7 +151,8 @@ def shifting_zone(tmp_path: Path, at: datetime) -> Path:
 
 def test_a_slot_in_the_hour_a_dst_change_skips_runs_once_at_the_change(tmp_path):
     now = datetime.now(UTC)
-    change = (now + timedelta(seconds=70)).replace(second=0, microsecond=0)
+    # At least 25 s away: the worker is up well before the change.
+    change = (now + timedelta(seconds=85)).replace(second=0, microsecond=0)
     zones = shifting_zone(tmp_path, change)
     # 10 local minutes into the hour that the change skips: it never
     # happens today, so Debian's cron (and cronsim) run it at the change.
@@ -169,6 +170,9 @@ def test_a_slot_in_the_hour_a_dst_change_skips_runs_once_at_the_change(tmp_path)
             "timezone": "Test/Shift",
         },
     }
+    # Declared before today (a late first look must not think them new).
+    for name in schedules:
+        Schedule.objects.create(name=name, last_slot=now, created_at=now)
     worker = start_run_jobs(
         tmp_path,
         "run_jobs",

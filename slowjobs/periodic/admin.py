@@ -31,6 +31,13 @@ def declared_by_name() -> dict[str, Declared]:
     return {schedule.name: schedule for schedule in declared.load()[0]}
 
 
+def resumed_from(schedule: Schedule) -> Any:
+    """Where a schedule enabled again starts: slots that passed while it
+    was off are not owed (it runs from the next one)."""
+    found = declared_by_name().get(schedule.name)
+    return found.at_or_before(timezone.now()) if found else schedule.last_slot
+
+
 class ScheduleFilter(admin.SimpleListFilter):
     """The job list's filter: the jobs of one schedule (its slots and runs)."""
 
@@ -141,6 +148,13 @@ class ScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             _("its jobs"),
         )
 
+    def save_model(
+        self, request: HttpRequest, obj: Schedule, form: Any, change: bool
+    ) -> None:
+        if change and obj.enabled and "enabled" in form.changed_data:
+            obj.last_slot = resumed_from(obj)
+        super().save_model(request, obj, form, change)
+
     # -- permissions ------------------------------------------------------------
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -163,16 +177,10 @@ class ScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def enable_schedules(
         self, request: HttpRequest, queryset: QuerySet[Schedule]
     ) -> None:
-        now = timezone.now()
-        known = declared_by_name()
         enabled = 0
         for schedule in queryset.filter(enabled=False):
-            found = known.get(schedule.name)
-            # Slots that passed while it was off are not owed: it starts
-            # again from the next one.
-            last = found.at_or_before(now) if found else schedule.last_slot
             enabled += Schedule.objects.filter(pk=schedule.pk, enabled=False).update(
-                enabled=True, last_slot=last
+                enabled=True, last_slot=resumed_from(schedule)
             )
         self.message_user(
             request,
