@@ -89,3 +89,34 @@ def test_bad_memcached_locations_are_refused(settings, bad):
     settings.SLOWJOBS_MEMCACHED = bad
     with pytest.raises(ImproperlyConfigured, match="SLOWJOBS_MEMCACHED"):
         conf.load()
+
+
+@pytest.fixture(params=["embedded", "memcached"])
+def any_store(request):
+    if request.param == "memcached":
+        request.getfixturevalue("memcached")
+        return get_store()
+    return LocalStore()
+
+
+def newer(value):
+    return value.get("attempts", 0) > 1
+
+
+def test_a_conditional_write_keeps_what_another_writer_wrote_meanwhile(any_store):
+    key = "slowjobs:c:live"
+    assert any_store.set_unless(key, {"attempts": 1}, unless=newer) is True  # none
+    assert any_store.set_unless(key, {"attempts": 1, "n": 2}, unless=newer) is True
+    assert any_store.get(key) == {"attempts": 1, "n": 2}
+    any_store.set(key, {"attempts": 2})  # another process's newer attempt
+    assert any_store.set_unless(key, {"attempts": 1, "n": 3}, unless=newer) is False
+    assert any_store.get(key) == {"attempts": 2}
+
+
+def test_a_conditional_write_replaces_a_value_slowjobs_cannot_read(memcached):
+    with socket.create_connection(("127.0.0.1", memcached.port)) as sock:
+        sock.sendall(b"set slowjobs:g:live 1 60 4\r\njunk\r\n")
+        assert sock.recv(64).startswith(b"STORED")
+    store = get_store()
+    assert store.set_unless("slowjobs:g:live", {"attempts": 1}, unless=newer) is True
+    assert store.get("slowjobs:g:live") == {"attempts": 1}

@@ -16,6 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.db import DatabaseError, connections
@@ -27,7 +28,7 @@ from slowjobs.jobs.jsonargs import storable_bigint, storable_text, to_json_value
 from slowjobs.models import Job, JobStatus
 from slowjobs.progress import get_store
 from slowjobs.progress.base import cancel_flagged, cancel_key, live_key
-from slowjobs.progress.records import sealed, session_digest
+from slowjobs.progress.records import opened, sealed, session_digest
 
 MESSAGE_LIMIT = 200
 # With a shared store the database is still asked, this many times less often.
@@ -173,8 +174,19 @@ class RunningJob:
             if self._ended:
                 return
             key = live_key(str(self.ticket))
-            get_store().set(key, sealed(key, self.live_record()), ttl=live_ttl())
+            # Checked and written in one step: this thread may have slept
+            # since the ownership check above (a stopped process), and a
+            # newer attempt's record must never be written over.
+            stored = get_store().set_unless(
+                key,
+                sealed(key, self.live_record()),
+                ttl=live_ttl(),
+                unless=partial(self._written_by_a_newer_attempt, key),
+            )
             self._published = True
+        if stored is False:
+            self.lose()
+            return
         if now >= self._next_mirror and self.current is not None:
             self._next_mirror = now + self._settings.progress_db_interval
             transitions.write(
@@ -182,6 +194,16 @@ class RunningJob:
                 self.ticket,
                 transitions.report(self.owner, self.attempt, self.progress_fields()),
             )
+
+    def _written_by_a_newer_attempt(self, key: str, stored: dict[str, Any]) -> bool:
+        record = opened(key, stored)
+        if record is None:
+            return False  # not slowjobs' own: nothing to keep
+        attempt = record.get("attempts")
+        return isinstance(attempt, int) and (
+            attempt > self.attempt
+            or (attempt == self.attempt and record.get("owner") != self.owner)
+        )
 
     def _progress_values(self) -> dict[str, Any]:
         """What the task reported, checked and bounded (off the hot path)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 from slowjobs.progress.records import opened
@@ -36,6 +37,19 @@ class LiveStore(ABC):
     @abstractmethod
     def set(self, key: str, value: dict[str, Any], ttl: int = RECORD_TTL) -> bool:
         """Store ``value``; False when the store could not."""
+
+    @abstractmethod
+    def set_unless(
+        self,
+        key: str,
+        value: dict[str, Any],
+        ttl: int = RECORD_TTL,
+        *,
+        unless: Callable[[dict[str, Any]], bool],
+    ) -> bool | None:
+        """Store ``value`` unless the value there now makes ``unless`` true,
+        atomically against every other writer: True when stored, False
+        when the value there was kept, None when the store is unavailable."""
 
     @abstractmethod
     def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]] | None:

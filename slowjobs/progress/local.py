@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from slowjobs.progress.base import RECORD_TTL, LiveStore
@@ -19,6 +20,21 @@ class LocalStore(LiveStore):
 
     def set(self, key: str, value: dict[str, Any], ttl: int = RECORD_TTL) -> bool:
         with self._lock:
+            self._values[key] = (time.monotonic() + ttl, value)
+        return True
+
+    def set_unless(
+        self,
+        key: str,
+        value: dict[str, Any],
+        ttl: int = RECORD_TTL,
+        *,
+        unless: Callable[[dict[str, Any]], bool],
+    ) -> bool | None:
+        with self._lock:
+            entry = self._values.get(key)
+            if entry is not None and entry[0] >= time.monotonic() and unless(entry[1]):
+                return False
             self._values[key] = (time.monotonic() + ttl, value)
         return True
 

@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pymemcache.client.base import PooledClient
@@ -25,6 +26,8 @@ from slowjobs.progress.base import RECORD_TTL, LiveStore
 logger = logging.getLogger("slowjobs.progress")
 
 TIMEOUT = 0.25  # seconds, to connect and for each call
+# Compare-and-set rounds lost to other writers before a write gives up.
+CAS_ROUNDS = 3
 RETRY_AFTER = 2.0  # seconds memcached is left alone after a failure
 MAX_VALUE_BYTES = 64 * 1024
 JSON_FLAG = 1 << 4
@@ -113,6 +116,39 @@ class MemcachedStore(LiveStore):
         except Exception as exc:
             self._failed("set", exc)
             return False
+
+    def set_unless(
+        self,
+        key: str,
+        value: dict[str, Any],
+        ttl: int = RECORD_TTL,
+        *,
+        unless: Callable[[dict[str, Any]], bool],
+    ) -> bool | None:
+        """``gets`` then ``cas`` (``add`` where there is nothing): a writer
+        that slept between its look and its write cannot write over what
+        another wrote meanwhile."""
+        if not self.available:
+            return None
+        client = self._client
+        try:
+            for _ in range(CAS_ROUNDS):
+                current, token = client.gets(key)
+                if current is not None and unless(current):
+                    return False
+                if token is None:
+                    stored = client.add(key, value, expire=ttl, noreply=False)
+                else:
+                    stored = client.cas(key, value, token, expire=ttl, noreply=False)
+                if stored:
+                    return True
+            return False
+        except ValueTooLarge as exc:
+            logger.warning("slowjobs: not cached: %s", exc)
+            return False
+        except Exception as exc:
+            self._failed("set", exc)
+            return None
 
     def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]] | None:
         if not self.available:
