@@ -226,6 +226,13 @@ class Job(models.Model):
                 condition=~models.Q(input_file=""),
                 name="slowjobs_kept_inputs",
             ),
+            # A visitor's list of their jobs (GET /jobs/), for anonymous
+            # sessions; a signed-in user's go by the foreign key's index.
+            models.Index(
+                fields=["submitter_session", "-enqueued_at"],
+                condition=~models.Q(submitter_session=""),
+                name="slowjobs_session_jobs",
+            ),
             models.Index(
                 fields=["submitter_address"],
                 condition=models.Q(finished_at__isnull=True)

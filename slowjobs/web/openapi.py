@@ -117,6 +117,51 @@ FORBIDDEN = json_body(
 )
 
 
+JOB_LIST: dict[str, Any] = {
+    "type": "object",
+    "required": ["jobs", "count", "page", "pages", "next", "previous"],
+    "properties": {
+        "jobs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": [
+                    "ticket", "task", "title", "status", "progress", "enqueued_at",
+                    "page_url", "status_url",
+                ],
+                "properties": {
+                    "ticket": {"type": "string", "format": "uuid"},
+                    "task": {"type": "string"},
+                    "title": {"type": "string"},
+                    "status": {"type": "string", "enum": STATUSES},
+                    "cancel_requested": {"type": "boolean"},
+                    "progress": JOB_STATUS["properties"]["progress"],
+                    "attempts": {"type": "integer", "minimum": 0},
+                    "enqueued_at": TIME,
+                    "started_at": TIME,
+                    "finished_at": TIME,
+                    "page_url": {"type": "string"},
+                    "status_url": {"type": "string"},
+                    "result_url": {"type": ["string", "null"]},
+                },
+            },
+        },
+        "count": {"type": "integer", "minimum": 0},
+        "page": {"type": "integer", "minimum": 1},
+        "pages": {"type": "integer", "minimum": 1},
+        "next": {"type": ["string", "null"]},
+        "previous": {"type": ["string", "null"]},
+    },
+}  # fmt: skip
+PAGE = {
+    "name": "page",
+    "in": "query",
+    "required": False,
+    "description": "Which page of 20 (1 and up); past the last one, 404.",
+    "schema": {"type": "integer", "minimum": 1},
+}
+
+
 def _path(name: str) -> str:
     return reverse(f"slowjobs:{name}", args=[TICKET_PLACEHOLDER]).replace(
         TICKET_PLACEHOLDER, "{ticket}"
@@ -126,6 +171,26 @@ def _path(name: str) -> str:
 def job_paths() -> dict[str, Any]:
     """The job endpoints, at the paths where this site mounts them."""
     return {
+        reverse("slowjobs:list"): {
+            "get": {
+                "operationId": "listJobs",
+                "summary": "The visitor's own jobs (their user's or session's), "
+                "newest first.",
+                "parameters": [PAGE],
+                "responses": {
+                    "200": {
+                        "description": "A page of the visitor's jobs: JSON for "
+                        "Accept: application/json, else the HTML page.",
+                        "content": {
+                            "application/json": {"schema": JOB_LIST},
+                            "text/html": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "404": json_body(ERROR, "No such page."),
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
         _path("status"): {
             "get": {
                 "operationId": "jobStatus",

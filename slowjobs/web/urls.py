@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django.urls import path
 
-from slowjobs.web import openapi, views
+from slowjobs.web import joblist, openapi, views
 
 app_name = "slowjobs"
 
 urlpatterns = [
+    path("", joblist.job_list, name="list"),
     path("openapi.json", openapi.openapi_view, name="openapi"),
     path("<str:ticket>/", views.job_page, name="page"),
     path("<str:ticket>/status", views.job_status, name="status"),
