@@ -44,7 +44,7 @@ import json, django
 django.setup()
 from slowjobs.tasksapi import task_finished
 from bench.tasks import rows_work
-from slowjobs.lifecycle import reopen, shutdown
+from slowjobs.lifecycle.control import reopen, shutdown
 from slowjobs.models import Job
 figures = {}
 for parse in (False, True):
@@ -72,10 +72,11 @@ def progress_overhead(env: dict[str, str], rounds: int) -> dict[str, Any]:
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
-def wrk_get(url: str, seconds: int, cookie: str) -> dict[str, float]:
+def wrk_get(url: str, seconds: int, cookie: str, *headers: str) -> dict[str, float]:
+    extra = [arg for header in headers for arg in ("-H", header)]
     out = subprocess.run(
         ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency",
-         "-H", f"Cookie: {cookie}", url],
+         "-H", f"Cookie: {cookie}", *extra, url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     from bench.run import parse_wrk
@@ -83,9 +84,11 @@ def wrk_get(url: str, seconds: int, cookie: str) -> dict[str, float]:
     return parse_wrk(out)
 
 
-def start_long_report(client: HttpClient) -> str:
+def start_long_report(client: HttpClient, row_ms: int = 10) -> str:
     reply = client.post(
-        "/demo/report/", {"rows": 100000, "row_ms": 10}, headers=client.api_headers()
+        "/demo/report/",
+        {"rows": 100000, "row_ms": row_ms},
+        headers=client.api_headers(),
     )
     assert reply.status == 202, reply.body
     ticket = str(reply.json()["ticket"])
@@ -140,6 +143,18 @@ def main() -> None:
                     figures["plain_get"] = wrk_get(
                         cached_url + "/bench/plain-get", seconds, cookie
                     )
+                    # A job whose progress holds still (a row every 10 s):
+                    # polled as is, and with the ETag of the last answer.
+                    still = start_long_report(client, row_ms=10_000)
+                    still_url = f"{cached_url}/jobs/{still}/status"
+                    etag = client.get(f"/jobs/{still}/status").headers["ETag"]
+                    figures["status_unchanged"] = wrk_get(still_url, seconds, cookie)
+                    figures["status_304"] = wrk_get(
+                        still_url, seconds, cookie, f"If-None-Match: {etag}"
+                    )
+                    client.post(
+                        f"/jobs/{still}/cancel", {}, headers=client.api_headers()
+                    )
                     client.post(
                         f"/jobs/{ticket}/cancel", {}, headers=client.api_headers()
                     )
@@ -190,6 +205,8 @@ def print_table(results: dict[str, Any]) -> None:
         for label, key in (
             ("from memcached", "status_memcached"),
             ("from the database", "status_database"),
+            ("unchanged, 200", "status_unchanged"),
+            ("unchanged, 304", "status_304"),
             ("plain GET view", "plain_get"),
         ):
             row = f[key]

@@ -273,3 +273,19 @@ def test_a_page_of_another_site_starts_no_job_and_keeps_the_visitor_s_session(
     after = next(c for c in page.context.cookies() if c["name"] == "sessionid")
     assert after["value"] == session["value"]
     assert Job.objects.count() == 1  # the visitor's own report only
+
+
+def test_the_status_page_sends_its_etag_and_gets_304_while_nothing_changes(page):
+    answers: list[int] = []
+    page.on(
+        "response",
+        lambda r: answers.append(r.status) if r.url.endswith("/status") else None,
+    )
+    start_report(page, 3, 5000)  # a row every 5 s: the status holds still
+    wait_for_status(page, "Running")
+    page.wait_for_timeout(3500)
+    assert answers[0] == 200
+    assert 304 in answers, answers
+    assert page.inner_text("#status") == "Running"
+    page.click("#cancel-form button")
+    wait_for_status(page, "Cancelled")

@@ -111,3 +111,22 @@ def test_status_with_memcached_up_reads_no_row_for_a_running_job(
     assert body["progress"]["current"] == 1
     assert body["ticket"] == str(uuid.UUID(result.id))
     tasks.gate("noquery").set()
+
+
+def test_a_running_jobs_unchanged_status_is_a_304_from_memcached_alone(
+    memcached, django_assert_num_queries
+):
+    client, key = session_client(raise_request_exception=True)
+    with submitted_by(session_key=key):
+        result = tasks.report_then_block.enqueue("etag")
+    assert tasks.gate("etag-reported").wait(10)
+    url = f"/jobs/{result.id}/status"
+    first = client.get(url)
+    etag = first["ETag"]
+    assert first.status_code == 200
+    with django_assert_num_queries(0):
+        again = client.get(url, HTTP_IF_NONE_MATCH=etag)
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again["ETag"] == etag
+    tasks.gate("etag").set()

@@ -147,3 +147,29 @@ def test_the_status_page_escapes_what_a_job_says(finished):
     page = client.get(f"/jobs/{result.id}/").content.decode()
     assert attack not in page
     assert "&lt;script&gt;alert(" in page
+
+
+def test_an_unchanged_status_is_a_304_and_a_change_a_new_etag(client):
+    session = client.session
+    session.save()
+    job = Job.objects.create(
+        task_path="tests.tasks.noop",
+        enqueued_at=timezone.now(),
+        submitter_session=session.session_key,
+    )
+    url = f"/jobs/{job.pk}/status"
+    first = client.get(url)
+    etag = first["ETag"]
+    assert first.status_code == 200
+    assert etag.startswith('"')
+    unchanged = client.get(url, HTTP_IF_NONE_MATCH=etag)
+    assert (unchanged.status_code, unchanged.content) == (304, b"")
+    assert client.get(url, HTTP_IF_NONE_MATCH='"other", ' + etag).status_code == 304
+    Job.objects.filter(pk=job.pk).update(progress_current=1, progress_total=2)
+    changed = client.get(url, HTTP_IF_NONE_MATCH=etag)
+    assert changed.status_code == 200
+    assert changed["ETag"] != etag
+    assert changed.json()["progress"]["percent"] == 50.0
+    # Someone else's If-None-Match learns nothing: still a 404.
+    stranger = Client()
+    assert stranger.get(url, HTTP_IF_NONE_MATCH=etag).status_code == 404

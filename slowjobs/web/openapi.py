@@ -110,6 +110,13 @@ KEY = {
     "cookie) read, cancel and download that one job.",
     "schema": {"type": "string"},
 }
+IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "The ETag of an earlier answer: 304 while the status is the same.",
+    "schema": {"type": "string"},
+}
 FORBIDDEN = json_body(
     ERROR,
     "A browser POST from another site (Sec-Fetch-Site or Origin), or a session "
@@ -195,9 +202,13 @@ def job_paths() -> dict[str, Any]:
             "get": {
                 "operationId": "jobStatus",
                 "summary": "A job's status, progress and outcome.",
-                "parameters": [TICKET, KEY],
+                "parameters": [TICKET, KEY, IF_NONE_MATCH],
                 "responses": {
-                    "200": json_body(JOB_STATUS, "The job as its submitter sees it."),
+                    "200": {
+                        **json_body(JOB_STATUS, "The job as its submitter sees it."),
+                        "headers": {"ETag": {"schema": {"type": "string"}}},
+                    },
+                    "304": {"description": "Unchanged since the ETag sent."},
                     "404": NOT_FOUND,
                     "503": UNAVAILABLE,
                 },

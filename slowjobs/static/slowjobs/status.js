@@ -71,16 +71,23 @@
     }
   }
 
+  let etag = null;
+  let last = null;
+
   async function poll() {
     if (stopped) return;
     try {
-      const response = await fetch(statusUrl, {
-        headers: { Accept: "application/json" }, credentials: "same-origin",
-      });
+      const headers = { Accept: "application/json" };
+      // Unchanged since the last answer: 304, and nothing to read.
+      if (etag) headers["If-None-Match"] = etag;
+      const response = await fetch(statusUrl, { headers, credentials: "same-origin" });
       if (response.ok) {
-        const job = await response.json();
+        etag = response.headers.get("ETag");
+        const job = last = await response.json();
         render(job);
         if (finished.has(job.status)) { stopped = true; return; }
+      } else if (response.status === 304 && last) {
+        render(last);  // the same job: only the elapsed time moves on
       }
     } catch (error) { /* the server is restarting: try again */ }
     setTimeout(poll, 1000);
