@@ -148,6 +148,8 @@ SLOWJOBS_SCHEDULER_INTERVAL = env.float("SLOWJOBS_SCHEDULER_INTERVAL", default=2
 SLOWJOBS_RETENTION_DAYS = env.int("SLOWJOBS_RETENTION_DAYS", default=7)
 # Periodic jobs, as JSON: {"name": {"task": "project.tasks.x", "every": 60}}.
 SLOWJOBS_PERIODIC = env.json("SLOWJOBS_PERIODIC", default={})
+SLOWJOBS_JOB_LOG_LINES = env.int("SLOWJOBS_JOB_LOG_LINES", default=500)
+SLOWJOBS_JOB_LOG_BYTES = env.int("SLOWJOBS_JOB_LOG_BYTES", default=32768)
 SLOWJOBS_PERIODIC_GRACE = env.float("SLOWJOBS_PERIODIC_GRACE", default=60.0)
 # purge_jobs runs daily by itself; an empty SLOWJOBS_PURGE_SCHEDULE turns it off.
 SLOWJOBS_PURGE_SCHEDULE = env.str("SLOWJOBS_PURGE_SCHEDULE", default="30 3 * * *")

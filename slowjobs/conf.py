@@ -134,6 +134,12 @@ DEFAULTS: dict[str, Any] = {
     # Seconds late a slot may be and still run; slots older than that were
     # missed (downtime), and the schedule's "missed" policy decides.
     "SLOWJOBS_PERIODIC_GRACE": 60.0,
+    # Lines of its log a job keeps (the newest; the others are counted as
+    # dropped): what its code logs while it runs.  0 turns capture off.
+    "SLOWJOBS_JOB_LOG_LINES": 500,
+    # ...and bytes of them at most (up to 60000: the log travels through
+    # memcached, whose values slowjobs keeps under 64 KiB).
+    "SLOWJOBS_JOB_LOG_BYTES": 32768,
     # Count jobs for Prometheus (needs prometheus-client: slowjobs[metrics]);
     # serve them with slowjobs.metrics.metrics_view.
     "SLOWJOBS_METRICS": False,
@@ -187,6 +193,8 @@ class SlowjobsSettings:
     periodic: dict[str, Any]
     purge_schedule: str | None
     periodic_grace: float
+    job_log_lines: int
+    job_log_bytes: int
     metrics: bool
     metrics_token: str
     metrics_loopback: bool
@@ -332,6 +340,16 @@ def _fair_share() -> dict[str, Any]:
     }
 
 
+def _job_log_bytes() -> int:
+    value = _int("SLOWJOBS_JOB_LOG_BYTES", minimum=1000) or 1000
+    if value > 60000:
+        raise ImproperlyConfigured(
+            f"SLOWJOBS_JOB_LOG_BYTES must be at most 60000, not {value!r}: a "
+            "job's log travels through memcached with its progress."
+        )
+    return value
+
+
 def _periodic() -> dict[str, Any]:
     """The shape of the periodic settings; each schedule is checked by
     ``slowjobs.periodic.declared`` (slowjobs.E004 names a bad one)."""
@@ -393,6 +411,8 @@ def load() -> SlowjobsSettings:
         advisory_locks=_bool("SLOWJOBS_ADVISORY_LOCKS"),
         retention_days=_int("SLOWJOBS_RETENTION_DAYS", minimum=0) or 0,
         **_periodic(),
+        job_log_lines=_int("SLOWJOBS_JOB_LOG_LINES", minimum=0) or 0,
+        job_log_bytes=_job_log_bytes(),
         metrics=_bool("SLOWJOBS_METRICS"),
         metrics_token=_str("SLOWJOBS_METRICS_TOKEN"),
         metrics_loopback=_bool("SLOWJOBS_METRICS_LOOPBACK"),

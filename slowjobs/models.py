@@ -182,6 +182,12 @@ class Job(models.Model):
     )
     # Bytes of the input file, for the upload quotas; 0 once it is removed.
     input_size = models.BigIntegerField(_("input size"), default=0, db_default=0)
+    # What the job's code logged while it ran (slowjobs.monitoring.joblog):
+    # the newest lines within the bounds, and how many older ones made way.
+    log = models.JSONField(_("log"), default=list, blank=True, db_default=EMPTY_LIST)
+    log_dropped = models.PositiveIntegerField(
+        _("log lines dropped"), default=0, db_default=0
+    )
     # The periodic schedule that enqueued the job (SLOWJOBS_PERIODIC), and
     # the slot it is for; a "run now" from the admin has no slot.
     schedule = models.CharField(

@@ -396,3 +396,44 @@ def slow_count(context, total: int, pause: float) -> int:
         time.sleep(pause)
         context.progress(step, total, f"step {step}")
     return total
+
+
+@task
+def log_lines(name: str, count: int, pause: float = 0.0) -> int:
+    """Logs ``count`` numbered lines, as a task's own code would."""
+    import logging
+
+    logger = logging.getLogger("tests.joblog")
+    for number in range(count):
+        logger.warning("%s line %d", name, number)
+        if pause:
+            time.sleep(pause)
+    return count
+
+
+@task(runs_in="process")
+def log_lines_in_process(name: str, count: int, pause: float = 0.0) -> int:
+    import logging
+
+    logger = logging.getLogger("tests.joblog")
+    for number in range(count):
+        logger.warning("%s line %d", name, number)
+        if pause:
+            time.sleep(pause)
+    return count
+
+
+@task
+def log_then_wait(name: str) -> None:
+    import logging
+
+    logging.getLogger("tests.joblog").warning("%s waiting", name)
+    assert gate(name).wait(30)
+
+
+@task
+def echo_log(text: str, count: int) -> None:
+    import logging
+
+    for _ in range(count):
+        logging.getLogger("tests.joblog").warning(text)

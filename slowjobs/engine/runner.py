@@ -266,6 +266,7 @@ def _outcome_columns(
         # first attempt that never reported finds the progress columns
         # empty already; a later one clears what an earlier one left.
         **(job.progress_fields() if job.reported or job.attempt > 1 else {}),
+        **job.log_fields(always=True),
         **{k: v for k, v in fields.items() if v is not None},
         **(
             {"result_file": job.result_file}

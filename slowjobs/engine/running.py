@@ -26,8 +26,9 @@ from slowjobs.exceptions import JobCancelled, JobInterrupted, JobTimedOut
 from slowjobs.jobs import transitions
 from slowjobs.jobs.jsonargs import storable_bigint, storable_text, to_json_value
 from slowjobs.models import Job, JobStatus
+from slowjobs.monitoring.joblog import JobLog
 from slowjobs.progress import get_store
-from slowjobs.progress.base import cancel_flagged, cancel_key, live_key
+from slowjobs.progress.base import cancel_flagged, cancel_key, live_key, log_key
 from slowjobs.progress.records import opened, sealed, session_digest
 
 MESSAGE_LIMIT = 200
@@ -86,6 +87,11 @@ class RunningJob:
     _published: bool = False
     # Computed once (a keyed hash): records never hold the session's key.
     _session_digest: str = ""
+    # What its code logged (slowjobs.monitoring.joblog), made on the first
+    # line; the versions last written to the row and to the live store.
+    log: JobLog | None = None
+    _log_written: int = 0
+    _log_published: int = 0
 
     def __post_init__(self) -> None:
         self._session_digest = session_digest(self.submitter_session)
@@ -184,6 +190,8 @@ class RunningJob:
                 unless=partial(self._written_by_a_newer_attempt, key),
             )
             self._published = True
+            if stored:
+                self._publish_log()
         if stored is False:
             self.lose()
             return
@@ -224,7 +232,55 @@ class RunningJob:
             "progress_current": values["current"],
             "progress_total": values["total"],
             "progress_message": values["message"],
+            **self.log_fields(),
         }
+
+    # -- its log ----------------------------------------------------------
+
+    def capture_log(self, level: str, logger: str, message: str, at: float) -> None:
+        """A line its code logged (the job log handler, in the job's thread)."""
+        if self.log is None:
+            self.log = JobLog.from_settings()
+        self.log.add(level, logger, message, at)
+        self._log_added()
+
+    def merge_log(self, lines: object, dropped: object) -> None:
+        """Lines its job process captured and sent."""
+        if not isinstance(lines, list) or not isinstance(dropped, int):
+            return
+        if not lines and not dropped:
+            return
+        if self.log is None:
+            self.log = JobLog.from_settings()
+        self.log.extend([line for line in lines if isinstance(line, dict)], dropped)
+
+    def _log_added(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_publish:
+            self.publish(now)
+
+    def log_fields(self, *, always: bool = False) -> dict[str, Any]:
+        """The log's columns, when it changed since they were last written."""
+        log = self.log
+        if log is None or (not always and log.version == self._log_written):
+            return {}
+        self._log_written = log.version
+        snapshot = log.snapshot()
+        return {"log": snapshot["lines"], "log_dropped": snapshot["dropped"]}
+
+    def _publish_log(self) -> None:
+        log = self.log
+        if log is None or log.version == self._log_published:
+            return
+        self._log_published = log.version
+        key = log_key(str(self.ticket))
+        record = {"attempts": self.attempt, "owner": self.owner, **log.snapshot()}
+        get_store().set_unless(
+            key,
+            sealed(key, record),
+            ttl=live_ttl(),
+            unless=partial(self._written_by_a_newer_attempt, key),
+        )
 
     def still_owned(self) -> bool:
         """Whether the row still names this process (True if it cannot tell)."""
@@ -315,7 +371,7 @@ class RunningJob:
         with self._publish_lock:
             self._ended = True
             if self._published or self.cancel_requested:
-                get_store().delete_many([live_key(key), cancel_key(key)])
+                get_store().delete_many([live_key(key), cancel_key(key), log_key(key)])
 
 
 def cancel_requested_in_database(ticket: uuid.UUID, using: str = "default") -> bool:

@@ -47,6 +47,7 @@ from slowjobs.lifecycle import processlock, scheduler
 from slowjobs.lifecycle.heartbeat import Heartbeat
 from slowjobs.lifecycle.identity import process_id
 from slowjobs.lifecycle.orphans import forget_live_records
+from slowjobs.monitoring import joblog
 
 logger = logging.getLogger("slowjobs.lifecycle")
 
@@ -79,6 +80,7 @@ def start(*, adopt: bool | None = None, periodic: bool | None = None) -> None:
         # Before any row names this process as its owner: a free lock must
         # mean a dead process, never one that has not taken it yet.
         processlock.hold_for(process_id())
+        joblog.install()
         _heartbeat = Heartbeat()
         _heartbeat.start()
         scheduler.start(

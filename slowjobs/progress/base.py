@@ -19,6 +19,10 @@ def live_key(ticket: str) -> str:
     return f"{KEY_PREFIX}{ticket}:live"
 
 
+def log_key(ticket: str) -> str:
+    return f"{KEY_PREFIX}{ticket}:log"
+
+
 def cancel_key(ticket: str) -> str:
     return f"{KEY_PREFIX}{ticket}:cancel"
 

@@ -36,6 +36,9 @@ def main(argv: list[str]) -> None:
     import django
 
     django.setup()
+    from slowjobs.monitoring import joblog
+
+    joblog.install()
     channel.send({"op": "ready", "pid": os.getpid()})
     runs: queue.SimpleQueue[Message] = queue.SimpleQueue()
     current: dict[str, Any] = {}
@@ -116,6 +119,7 @@ def _run(message: Message, channel: Channel, current: dict[str, Any]) -> Message
         reply["result_file"] = job.result_file
     if job.reported:
         reply["progress"] = job._progress_values()
+    reply.update(job.log_delta())
     return reply
 
 

@@ -29,11 +29,26 @@ class ChildJob(RunningJob):
     # Filled by the reader thread with the server's answers to checkpoints.
     replies: queue.SimpleQueue[Message] = field(default_factory=queue.SimpleQueue)
     timed_out: bool = False
+    # The first log line not yet sent, and the dropped lines already told.
+    _log_sent: int = 0
+    _dropped_sent: int = 0
 
     def publish(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         self._next_publish = now + self._settings.progress_interval
-        self._send({"op": "progress", **self._progress_values()})
+        self._send({"op": "progress", **self._progress_values(), **self.log_delta()})
+
+    def log_delta(self) -> dict[str, Any]:
+        """The lines logged since the last message, for the server to keep."""
+        log = self.log
+        if log is None or log.version == self._log_sent:
+            return {}
+        lines = log.since(self._log_sent)
+        dropped = log.snapshot()["dropped"]
+        self._log_sent = log.version
+        delta, self._dropped_sent = dropped - self._dropped_sent, dropped
+        # Lines that made way before they were sent count as dropped there.
+        return {"log": lines, "log_dropped": max(0, delta)}
 
     def check_cancelled(self, now: float | None = None) -> None:
         """The flags are set by the reader thread: no look-up to pace."""

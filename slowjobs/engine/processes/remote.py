@@ -139,6 +139,7 @@ def _follow(pool: ProcessPool, process: JobProcess, job: running.RunningJob) -> 
 def _relay(process: JobProcess, job: running.RunningJob, message: Message) -> None:
     op = message.get("op")
     if op == "progress":
+        job.merge_log(message.get("log", []), message.get("log_dropped", 0))
         job.report(message.get("current"), message.get("total"), message.get("message"))
     elif op == "checkpoint":
         job.current = message.get("current", job.current)
@@ -151,6 +152,7 @@ def _relay(process: JobProcess, job: running.RunningJob, message: Message) -> No
 
 
 def _done(job: running.RunningJob, message: Message) -> Outcome:
+    job.merge_log(message.get("log", []), message.get("log_dropped", 0))
     progress = message.get("progress")
     if isinstance(progress, dict):
         job.current = progress.get("current")
