@@ -30,7 +30,8 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import URLPattern, path
+from django.templatetags.static import static
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -45,6 +46,7 @@ from slowjobs.jobs.results import load_task
 from slowjobs.models import Job, JobQuerySet, JobStatus, WorkerProcess, percent
 from slowjobs.periodic.admin import ScheduleFilter
 from slowjobs.progress.records import session_digest
+from slowjobs.web.joblogs import live_log, row_log
 from slowjobs.web.submitter import submitted_by
 from slowjobs.web.uploads import remove_stored
 
@@ -89,6 +91,7 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "error_traceback_display",
         "history_display",
         "progress_display",
+        "log_display",
         "session_display",
         "queue_wait",
         "run_time",
@@ -109,6 +112,7 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             },
         ),
         (_("Progress"), {"fields": ["progress_display", "checkpoint_display"]}),
+        (_("Log"), {"fields": ["log_display", "log_dropped"]}),
         (
             _("Attempts"),
             {"fields": ["attempts", "history_display", "owner", "heartbeat_at"]},
@@ -238,6 +242,27 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.display(description=_("checkpoint"))
     def checkpoint_display(self, job: Job) -> str:
         return "—" if job.checkpoint is None else _pretty(job.checkpoint)
+
+    @admin.display(description=_("lines"))
+    def log_display(self, job: Job) -> str:
+        """Its lines; followed while it runs (admin_log.js asks for more)."""
+        lines = job.log or []
+        text = "".join(
+            f"{str(line.get('at', ''))[11:23]} {line.get('level', '')} "
+            f"{line.get('logger', '')}: {line.get('message', '')}\n"
+            for line in lines
+        )
+        after = (lines[-1].get("n", len(lines) - 1) + 1) if lines else 0
+        return format_html(
+            '<pre class="slowjobs-log" data-log-url="{}" data-after="{}" '
+            'data-finished="{}">{}</pre>'
+            '<script src="{}" defer></script>',
+            reverse("admin:slowjobs_job_log", args=[job.pk]),
+            after,
+            "1" if job.is_finished else "0",
+            text,
+            static("slowjobs/admin_log.js"),
+        )
 
     @admin.display(description=_("progress (latest report)"))
     def progress_display(self, job: Job) -> str:
@@ -387,6 +412,11 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 self.admin_site.admin_view(self.progress_view),
                 name="slowjobs_job_progress",
             ),
+            path(
+                "<uuid:ticket>/log/",
+                self.admin_site.admin_view(self.log_view),
+                name="slowjobs_job_log",
+            ),
             *super().get_urls(),
         ]
 
@@ -408,6 +438,33 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                     "message": message,
                 }
                 for pk, status, current, total, message in rows
+            }
+        )
+
+    def log_view(self, request: HttpRequest, ticket: uuid.UUID) -> JsonResponse:
+        """A job's log lines from number ``after`` on, live while it runs."""
+        if not self.has_view_permission(request):
+            return JsonResponse({"error": "forbidden"}, status=403)
+        job = (
+            Job.objects.filter(pk=ticket)
+            .only("status", "attempts", "log", "log_dropped")
+            .first()
+        )
+        if job is None:
+            return JsonResponse({"error": "No such job."}, status=404)
+        try:
+            after = max(0, int(request.GET.get("after", "0")))
+        except ValueError:
+            return JsonResponse({"error": "after must be a number."}, status=400)
+        log = None
+        if job.status == JobStatus.RUNNING:
+            log = live_log(str(job.pk), job.attempts)
+        log = log or row_log(job)
+        return JsonResponse(
+            {
+                "lines": [line for line in log["lines"] if line.get("n", 0) >= after],
+                "dropped": log["dropped"],
+                "finished": job.is_finished,
             }
         )
 

@@ -437,3 +437,12 @@ def echo_log(text: str, count: int) -> None:
 
     for _ in range(count):
         logging.getLogger("tests.joblog").warning(text)
+
+
+@task(log_to_owner=True)
+def log_lines_for_owner(name: str, count: int) -> int:
+    import logging
+
+    for number in range(count):
+        logging.getLogger("tests.joblog").warning("%s line %d", name, number)
+    return count

@@ -98,3 +98,87 @@ def test_the_lines_are_live_in_memcached_while_it_runs(memcached, finished):
     finished.wait(result.id)
     assert store.get(key) is None  # it goes with the live record
     assert messages(result.id) == ["live-log waiting"]
+
+
+def test_the_status_shows_the_log_to_staff_and_to_owners_who_were_meant_to(
+    finished, django_user_model
+):
+    from django.contrib.auth.models import Permission
+
+    from slowjobs.web.submitter import submitted_by
+    from tests.sessions import session_client
+
+    owner, key = session_client()
+    with submitted_by(session_key=key):
+        private = tasks.log_lines.enqueue("private", 2)
+        shared = tasks.log_lines_for_owner.enqueue("shared", 2)
+    finished.wait(private.id)
+    finished.wait(shared.id)
+    assert "log" not in owner.get(f"/jobs/{private.id}/status").json()
+    log = owner.get(f"/jobs/{shared.id}/status").json()["log"]
+    assert [line["message"] for line in log["lines"]] == [
+        "shared line 0",
+        "shared line 1",
+    ]
+    assert log["dropped"] == 0
+    staff = django_user_model.objects.create_user("staff", is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(codename="view_job"))
+    from django.test import Client
+
+    viewer = Client()
+    viewer.force_login(staff)
+    seen = viewer.get(f"/jobs/{private.id}/status").json()["log"]
+    assert [line["message"] for line in seen["lines"]] == [
+        "private line 0",
+        "private line 1",
+    ]
+    # A staff flag alone grants nothing, the log included.
+    flagged = Client()
+    flagged.force_login(django_user_model.objects.create_user("flag", is_staff=True))
+    assert flagged.get(f"/jobs/{private.id}/status").status_code == 404
+    # The owner's page shows the lines only where the task says so.
+    assert "shared line 1" in owner.get(f"/jobs/{shared.id}/").content.decode()
+    assert "private line 1" not in owner.get(f"/jobs/{private.id}/").content.decode()
+
+
+def test_the_admin_follows_a_running_jobs_lines_in_chromium(
+    browser, collected_static, tmp_path, memcached, django_user_model
+):
+    """The job runs in this process, the admin page is served by gunicorn:
+    the lines reach it through memcached while the job runs."""
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+    from django.contrib.auth.models import Permission
+
+    from tests.conftest import start_gunicorn, stop
+
+    watcher = django_user_model.objects.create_user("watcher", is_staff=True)
+    watcher.password = PBKDF2PasswordHasher().encode("a-long-password-1", "saltsalt")
+    watcher.save()
+    watcher.user_permissions.set(Permission.objects.filter(codename="view_job"))
+    server = start_gunicorn(tmp_path, SLOWJOBS_MEMCACHED=memcached.location)
+    context = browser.new_context(base_url=server.url)
+    context.set_default_timeout(30_000)
+    try:
+        page = context.new_page()
+        page.goto("/admin/login/")
+        page.fill("#id_username", "watcher")
+        page.fill("#id_password", "a-long-password-1")
+        page.click("input[type=submit]")
+        result = tasks.log_lines.enqueue("followed", 12, 0.4)
+        page.goto(f"/admin/slowjobs/job/{result.id}/change/")
+        first = page.inner_text("pre.slowjobs-log")
+        assert "followed line 11" not in first
+        page.wait_for_function(
+            "() => document.querySelector('pre.slowjobs-log').textContent"
+            ".includes('followed line 11')"
+        )
+        shown = page.inner_text("pre.slowjobs-log").splitlines()
+        assert [line.split(": ", 1)[1] for line in shown] == [
+            f"followed line {n}" for n in range(12)
+        ]
+        page.wait_for_function(
+            "() => document.querySelector('pre.slowjobs-log').dataset.finished === '1'"
+        )
+    finally:
+        context.close()
+        stop(server.process)

@@ -17,6 +17,7 @@ With slowjobs as the backend, ``@task`` accepts:
         concurrency_key=lambda shop: shop,  # ...per shop, not for the task
         keep_input=True,                # keep the upload after the job ends
         title="Rebuild the index",      # what people see, in place of the path
+        log_to_owner=True,              # its submitter sees its log lines too
     )
     def rebuild_index(): ...
 
@@ -46,7 +47,9 @@ submitter's cap on unfinished jobs (``SLOWJOBS_MAX_JOBS_PER_USER``...).
 An uploaded input file is removed when its job ends, unless ``keep_input``.
 ``title`` is the task's name for people: the status page's heading, the
 admin's job list and ``%(job_title)s`` in log lines show it (the task's
-dotted path when it has none).
+dotted path when it has none).  What a job's code logs is kept with it
+(``slowjobs.monitoring.joblog``); staff with ``view_job`` always see it,
+its submitter only with ``log_to_owner``.
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ class SlowJobsTask(Task):  # type: ignore[type-arg]
     concurrency_key: Callable[..., str] | None = None
     keep_input: bool = False
     title: str = ""
+    log_to_owner: bool = False
 
     def __post_init__(self) -> None:
         if self.on_interrupt not in ON_INTERRUPT:
@@ -119,6 +123,10 @@ def _check_policies(task: SlowJobsTask) -> None:
         raise InvalidTask(
             f"title must be a string of at most {TITLE_LIMIT} characters, "
             f"not {task.title!r}."
+        )
+    if not isinstance(task.log_to_owner, bool):
+        raise InvalidTask(
+            f"log_to_owner must be True or False, not {task.log_to_owner!r}."
         )
     if not isinstance(task.keep_input, bool):
         raise InvalidTask(f"keep_input must be True or False, not {task.keep_input!r}.")

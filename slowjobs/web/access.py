@@ -30,18 +30,21 @@ def may_view_any(request: HttpRequest) -> bool:
     return bool(user is not None and user.is_authenticated and user.has_perm(VIEW_ANY))
 
 
+def is_the_session(request: HttpRequest, session: str) -> bool:
+    """Whether the visitor's session is the one of this digest (no query)."""
+    request_session = getattr(request, "session", None)
+    digest = session_digest(
+        request_session.session_key if request_session is not None else None
+    )
+    return bool(digest) and hmac.compare_digest(session, digest)
+
+
 def may_see(
     request: HttpRequest, ticket: uuid.UUID, *, user_id: Any, session: str
 ) -> bool:
     """The rule, for a job known by its submitter's user id and session
     digest (a live record): no query, the same answer as ``get_visible_job``."""
-    if holds_key(request, ticket):
-        return True
-    request_session = getattr(request, "session", None)
-    digest = session_digest(
-        request_session.session_key if request_session is not None else None
-    )
-    if digest and hmac.compare_digest(session, digest):
+    if holds_key(request, ticket) or is_the_session(request, session):
         return True
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:

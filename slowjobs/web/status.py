@@ -193,4 +193,7 @@ def live_payload(request: HttpRequest, ticket: uuid.UUID) -> dict[str, Any] | No
         "result": None,
         "error": None,
         "result_url": None,
+        # For the caller, never sent: who submitted it (see joblogs).
+        "_user": record["user"],
+        "_session": str(record["session"]),
     }

@@ -34,10 +34,16 @@ from slowjobs.engine.running import get_running
 from slowjobs.jobs import files as jobfiles
 from slowjobs.jobs.cancel import CancelOutcome, cancel
 from slowjobs.models import Job, JobStatus
-from slowjobs.web.access import CANCEL_ANY, get_visible_job, may_view_any
+from slowjobs.web.access import (
+    CANCEL_ANY,
+    get_visible_job,
+    is_the_session,
+    may_view_any,
+)
 from slowjobs.web.csrf import csrf_protect_sessions
 from slowjobs.web.errors import json_errors
 from slowjobs.web.jobkeys import key_query
+from slowjobs.web.joblogs import log_for
 from slowjobs.web.referer import came_from
 from slowjobs.web.responses import database_outage_as_503, wants_json
 from slowjobs.web.status import live_payload, row_payload
@@ -56,14 +62,27 @@ def _not_found() -> JsonResponse:
 
 
 def _current_status(request: HttpRequest, ticket: str) -> dict[str, Any]:
-    """The live record when there is one (newest), else the row; Http404."""
+    """The live record when there is one (newest), else the row; Http404.
+
+    With its ``log`` for a visitor who may read it (``slowjobs.web.joblogs``).
+    """
     try:
         live = live_payload(request, uuid.UUID(ticket))
     except ValueError:
         raise Http404 from None
-    if live is not None:
-        return live
-    return _row_status(request, get_visible_job(request, ticket))
+    job = None
+    anonymous_owner = False
+    if live is None:
+        job = get_visible_job(request, ticket)
+        payload = _row_status(request, job)
+    else:
+        payload = live
+        user, session = payload.pop("_user"), payload.pop("_session")
+        anonymous_owner = user is None and is_the_session(request, session)
+    log = log_for(request, payload, job, anonymous_owner=anonymous_owner)
+    if log is not None:
+        payload["log"] = log
+    return payload
 
 
 def _row_status(request: HttpRequest, job: Job) -> dict[str, Any]:
@@ -168,6 +187,7 @@ def job_page(request: HttpRequest, ticket: str) -> HttpResponse:
     job = get_visible_job(request, ticket)
     query = key_query(request, job.pk)
     status = row_payload(job, with_traceback=may_view_any(request), key_query=query)
+    log = log_for(request, status, job)
     job.status = status["status"]  # shown as the JSON says (never saved)
     elapsed, eta = _timing(job)
     return render(
@@ -183,6 +203,7 @@ def job_page(request: HttpRequest, ticket: str) -> HttpResponse:
             "key_query": query,
             "status_labels": {value: str(label) for value, label in JobStatus.choices},
             "another_url": came_from(request),
+            "log": log,
         },
     )
 

@@ -48,6 +48,16 @@
     $("message").textContent = job.progress.message || "";
     if (job.started_at) startedAt = new Date(job.started_at);
     const end = job.finished_at ? new Date(job.finished_at) : new Date();
+    const log = $("log");
+    if (log && job.log) {
+      log.textContent = job.log.lines.map((line) =>
+        `${line.at.slice(11, 23)} ${line.level} ${line.logger}: ${line.message}\n`).join("");
+      const dropped = $("log-dropped");
+      if (dropped && job.log.dropped) {
+        dropped.hidden = false;
+        dropped.textContent = `${job.log.dropped} older lines made way.`;
+      }
+    }
     const elapsed = startedAt ? (end - startedAt) / 1000 : null;
     $("elapsed").textContent = duration(elapsed);
     const left = percent && percent < 100 && elapsed !== null && !job.finished_at
