@@ -140,6 +140,12 @@ DEFAULTS: dict[str, Any] = {
     # ...and bytes of them at most (up to 60000: the log travels through
     # memcached, whose values slowjobs keeps under 64 KiB).
     "SLOWJOBS_JOB_LOG_BYTES": 32768,
+    # Watchers of GET /jobs/<ticket>/events (ASGI) one process serves at
+    # once; past it, 503 with Retry-After (the page then polls).
+    "SLOWJOBS_MAX_WATCHERS": 1000,
+    # Seconds one event stream lasts at most; the browser reconnects (with
+    # Last-Event-ID) and ownership is checked afresh.
+    "SLOWJOBS_WATCH_SECONDS": 600.0,
     # Count jobs for Prometheus (needs prometheus-client: slowjobs[metrics]);
     # serve them with slowjobs.metrics.metrics_view.
     "SLOWJOBS_METRICS": False,
@@ -194,6 +200,8 @@ class SlowjobsSettings:
     purge_schedule: str | None
     periodic_grace: float
     job_log_lines: int
+    max_watchers: int
+    watch_seconds: float
     job_log_bytes: int
     metrics: bool
     metrics_token: str
@@ -413,6 +421,8 @@ def load() -> SlowjobsSettings:
         **_periodic(),
         job_log_lines=_int("SLOWJOBS_JOB_LOG_LINES", minimum=0) or 0,
         job_log_bytes=_job_log_bytes(),
+        max_watchers=_int("SLOWJOBS_MAX_WATCHERS", minimum=0) or 0,
+        watch_seconds=_positive_seconds("SLOWJOBS_WATCH_SECONDS"),
         metrics=_bool("SLOWJOBS_METRICS"),
         metrics_token=_str("SLOWJOBS_METRICS_TOKEN"),
         metrics_loopback=_bool("SLOWJOBS_METRICS_LOOPBACK"),

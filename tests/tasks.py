@@ -446,3 +446,21 @@ def log_lines_for_owner(name: str, count: int) -> int:
     for number in range(count):
         logging.getLogger("tests.joblog").warning("%s line %d", name, number)
     return count
+
+
+@task(takes_context=True)
+def report_the_time(context, count: int, pause: float) -> None:
+    """Reports progress with the moment of each report as its message."""
+    for number in range(1, count + 1):
+        time.sleep(pause)
+        context.progress(number, count, message=repr(time.time()))
+
+
+@task(log_to_owner=True)
+def log_slowly_for_owner(name: str, count: int, pause: float) -> int:
+    import logging
+
+    for number in range(count):
+        logging.getLogger("tests.joblog").warning("%s line %d", name, number)
+        time.sleep(pause)
+    return count

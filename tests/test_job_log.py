@@ -155,7 +155,12 @@ def test_the_admin_follows_a_running_jobs_lines_in_chromium(
     watcher.password = PBKDF2PasswordHasher().encode("a-long-password-1", "saltsalt")
     watcher.save()
     watcher.user_permissions.set(Permission.objects.filter(codename="view_job"))
-    server = start_gunicorn(tmp_path, SLOWJOBS_MEMCACHED=memcached.location)
+    from django.conf import settings
+
+    # The same secret: the server opens the records this process seals.
+    server = start_gunicorn(
+        tmp_path, SLOWJOBS_MEMCACHED=memcached.location, SECRET_KEY=settings.SECRET_KEY
+    )
     context = browser.new_context(base_url=server.url)
     context.set_default_timeout(30_000)
     try:

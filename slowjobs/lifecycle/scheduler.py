@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from slowjobs import conf
 from slowjobs.engine.executor.registry import get_executor
+from slowjobs.exceptions import ExecutorShutDown
 from slowjobs.jobs import dbhygiene
 from slowjobs.lifecycle.adoption import adopt
 from slowjobs.lifecycle.identity import process_id
@@ -139,6 +140,8 @@ class Scheduler:
                 self._next_due_look = time.monotonic() + conf.get().scheduler_interval
                 try:
                     left = self.run_due()
+                except ExecutorShutDown:
+                    return  # the process is stopping: it takes nothing more
                 except DatabaseError:
                     logger.exception("slowjobs: could not claim due jobs; trying again")
                     left = True
@@ -178,6 +181,8 @@ class Scheduler:
                 )
             self._adopt_failing = True
             return 0
+        except ExecutorShutDown:
+            return 0  # the process is stopping: it takes nothing more
         except Exception:
             # A bug must not end the thread: deferred jobs depend on it too.
             logger.exception("slowjobs: adopting orphaned jobs failed")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from slowjobs.web import joblist, openapi, views
+from slowjobs.web import events, joblist, openapi, views
 
 app_name = "slowjobs"
 
@@ -15,6 +15,7 @@ urlpatterns = [
     path("<str:ticket>/status", views.job_status, name="status"),
     path("<str:ticket>/cancel", views.job_cancel, name="cancel"),
     path("<str:ticket>/result", views.job_result, name="result"),
+    path("<str:ticket>/events", events.job_events, name="events"),
     # Anything else under the mount: 404, as JSON to a JSON client too.
     path("<path:rest>", views.no_such_page),
 ]

@@ -42,6 +42,7 @@ from slowjobs.web.access import (
 )
 from slowjobs.web.csrf import csrf_protect_sessions
 from slowjobs.web.errors import json_errors
+from slowjobs.web.events import served_here
 from slowjobs.web.jobkeys import key_query
 from slowjobs.web.joblogs import log_for
 from slowjobs.web.referer import came_from
@@ -61,7 +62,7 @@ def _not_found() -> JsonResponse:
     return JsonResponse({"error": gettext("No such job.")}, status=404)
 
 
-def _current_status(request: HttpRequest, ticket: str) -> dict[str, Any]:
+def current_status(request: HttpRequest, ticket: str) -> dict[str, Any]:
     """The live record when there is one (newest), else the row; Http404.
 
     With its ``log`` for a visitor who may read it (``slowjobs.web.joblogs``).
@@ -111,7 +112,7 @@ def job_status(request: HttpRequest, ticket: str) -> HttpResponseBase:
     it back in ``If-None-Match`` gets ``304`` while nothing changed (for a
     running job, from the live store alone: no database query)."""
     try:
-        response = JsonResponse(_current_status(request, ticket))
+        response = JsonResponse(current_status(request, ticket))
     except Http404:
         return _not_found()
     etag = f'"{hashlib.blake2b(response.content, digest_size=12).hexdigest()}"'
@@ -204,6 +205,15 @@ def job_page(request: HttpRequest, ticket: str) -> HttpResponse:
             "status_labels": {value: str(label) for value, label in JobStatus.choices},
             "another_url": came_from(request),
             "log": log,
+            "log_after": log["lines"][-1].get("n", 0) + 1
+            if log and log["lines"]
+            else 0,
+            # Pushed where this server streams events; polled elsewhere.
+            "events_url": (
+                reverse("slowjobs:events", args=[job.pk]) + query
+                if served_here(request)
+                else ""
+            ),
         },
     )
 

@@ -115,5 +115,35 @@
       if (response.ok) render(await response.json());
     });
   }
-  setTimeout(poll, 500);
+  // Pushed where the server streams events (ASGI); polled where it does not.
+  const eventsUrl = page.dataset.eventsUrl;
+  function appendLog(data) {
+    const pre = $("log");
+    if (!pre) return;
+    for (const line of data.lines) {
+      pre.append(document.createTextNode(
+        `${line.at.slice(11, 23)} ${line.level} ${line.logger}: ${line.message}\n`));
+      pre.dataset.after = String(line.n + 1);
+    }
+  }
+  function follow() {
+    const url = new URL(eventsUrl, window.location.href);
+    const pre = $("log");
+    if (pre && pre.dataset.after) url.searchParams.set("after", pre.dataset.after);
+    const source = new EventSource(url);
+    source.addEventListener("status", (event) => render(last = JSON.parse(event.data)));
+    source.addEventListener("log", (event) => appendLog(JSON.parse(event.data)));
+    source.addEventListener("end", (event) => {
+      stopped = true;
+      source.close();
+      render(last = JSON.parse(event.data));
+    });
+    source.addEventListener("error", () => {
+      // Refused (too many watchers, the database away): poll instead.
+      if (source.readyState === EventSource.CLOSED && !stopped) setTimeout(poll, 1000);
+    });
+    // Only the elapsed time moves on between events.
+    const tick = setInterval(() => { if (stopped) clearInterval(tick); else if (last) render(last); }, 1000);
+  }
+  if (eventsUrl && window.EventSource) follow(); else setTimeout(poll, 500);
 })();
