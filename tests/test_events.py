@@ -10,6 +10,7 @@ each, and under the WSGI (gthread) server the URL is not served.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -277,3 +278,28 @@ def test_log_lines_resume_from_last_event_id(tmp_path, collected_static, memcach
     finally:
         stop(server.process)
     assert got == [f"resumed line {n}" for n in range(20)]
+
+
+def test_the_status_page_follows_the_stream_in_chromium(asgi_server, browser):
+    context = browser.new_context(base_url=asgi_server.url)
+    context.set_default_timeout(30_000)
+    polls: list[str] = []
+    try:
+        page = context.new_page()
+        page.on(
+            "request",
+            lambda r: polls.append(r.url) if r.url.endswith("/status") else None,
+        )
+        page.goto("/")
+        page.fill("#id_rows", "40")
+        page.fill("#id_row_ms", "25")
+        page.click("text=Build the report")
+        page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}/$"))
+        page.wait_for_function(
+            "() => document.getElementById('status').textContent.trim() === 'Succeeded'"
+        )
+        assert page.eval_on_selector("#bar", "bar => bar.value") == 100
+        assert page.is_visible("#download")
+    finally:
+        context.close()
+    assert polls == []  # pushed, not polled

@@ -33,6 +33,7 @@ from django.db import DatabaseError, close_old_connections
 from django.http import Http404, HttpRequest, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.utils.translation import gettext
+from django.views.decorators.csrf import csrf_exempt
 
 from slowjobs import conf
 from slowjobs.models import JobStatus
@@ -96,9 +97,12 @@ def served_here(request: HttpRequest) -> bool:
     return isinstance(request, ASGIRequest)
 
 
+@csrf_exempt  # read-only: any other method is a 405, not a CSRF 403
 async def job_events(request: HttpRequest, ticket: str) -> HttpResponseBase:
     if request.method not in ("GET", "HEAD"):
-        return JsonResponse({"error": gettext("Method not allowed.")}, status=405)
+        refused = JsonResponse({"error": gettext("Method not allowed.")}, status=405)
+        refused["Allow"] = "GET, HEAD"
+        return refused
     if not served_here(request):
         return JsonResponse(
             {"error": gettext("Events are served under ASGI only; poll the status.")},

@@ -214,6 +214,38 @@ def job_paths() -> dict[str, Any]:
                 },
             }
         },
+        _path("events"): {
+            "get": {
+                "operationId": "jobEvents",
+                "summary": "The job's status, progress and log lines as "
+                "Server-Sent Events (status, log, end), under ASGI.",
+                "parameters": [
+                    TICKET,
+                    KEY,
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "required": False,
+                        "description": "The id of the last log event received: "
+                        "lines from there on.",
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The stream.",
+                        "content": {
+                            "text/event-stream": {"schema": {"type": "string"}}
+                        },
+                    },
+                    "404": json_body(
+                        ERROR, "No such job (as for the status), or not under ASGI."
+                    ),
+                    "405": json_body(ERROR, "Only GET."),
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
         _path("cancel"): {
             "post": {
                 "operationId": "cancelJob",
