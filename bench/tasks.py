@@ -45,3 +45,15 @@ def rows_work(context, rows: int, report: bool, parse: bool) -> float:
         if report:
             context.progress(row, rows, "hashing rows")
     return time.thread_time() - started
+
+
+@task
+def log_lines(lines: int) -> float:
+    """Logs ``lines`` lines; returns the thread's CPU seconds doing it."""
+    import logging
+
+    logger = logging.getLogger("bench.joblog")
+    started = time.thread_time()
+    for number in range(lines):
+        logger.warning("row %d of %d done", number, lines)
+    return time.thread_time() - started
