@@ -46,6 +46,7 @@ from slowjobs.jobs.results import load_task
 from slowjobs.models import Job, JobQuerySet, JobStatus, WorkerProcess, percent
 from slowjobs.periodic.admin import ScheduleFilter
 from slowjobs.progress.records import session_digest
+from slowjobs.web.events import progress_events, served_here
 from slowjobs.web.joblogs import live_log, row_log
 from slowjobs.web.submitter import submitted_by
 from slowjobs.web.uploads import remove_stored
@@ -397,6 +398,7 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             Job.objects.values_list("status").annotate(n=Count("pk")).order_by()
         )
         extra = {
+            "progress_events": served_here(request),
             "status_counts": [
                 (label, counts.get(value, 0)) for value, label in JobStatus.choices
             ],
@@ -412,6 +414,12 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 self.admin_site.admin_view(self.progress_view),
                 name="slowjobs_job_progress",
             ),
+            # Pushed under ASGI (not wrapped: the view checks who asks).
+            path(
+                "progress/events/",
+                progress_events,
+                name="slowjobs_job_progress_events",
+            ),
             path(
                 "<uuid:ticket>/log/",
                 self.admin_site.admin_view(self.log_view),
@@ -424,22 +432,7 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         """Status and progress of the jobs on the page (staff who may view)."""
         if not self.has_view_permission(request):
             return JsonResponse({"error": "forbidden"}, status=403)
-        tickets = request.GET.getlist("t")[:200]
-        rows = Job.objects.filter(pk__in=_valid_uuids(tickets)).values_list(
-            "pk", "status", "progress_current", "progress_total", "progress_message"
-        )
-        labels = dict(JobStatus.choices)
-        return JsonResponse(
-            {
-                str(pk): {
-                    "status": str(labels[status]),
-                    "finished": status in JobStatus.finished(),
-                    "percent": percent(current, total),
-                    "message": message,
-                }
-                for pk, status, current, total, message in rows
-            }
-        )
+        return JsonResponse(progress_of(request.GET.getlist("t")))
 
     def log_view(self, request: HttpRequest, ticket: uuid.UUID) -> JsonResponse:
         """A job's log lines from number ``after`` on, live while it runs."""
@@ -467,6 +460,23 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 "finished": job.is_finished,
             }
         )
+
+
+def progress_of(tickets: list[str]) -> dict[str, dict[str, Any]]:
+    """Status and progress of up to 200 jobs, as the changelist shows them."""
+    rows = Job.objects.filter(pk__in=_valid_uuids(tickets[:200])).values_list(
+        "pk", "status", "progress_current", "progress_total", "progress_message"
+    )
+    labels = dict(JobStatus.choices)
+    return {
+        str(pk): {
+            "status": str(labels[status]),
+            "finished": status in JobStatus.finished(),
+            "percent": percent(current, total),
+            "message": message,
+        }
+        for pk, status, current, total, message in rows
+    }
 
 
 def _pretty(value: Any) -> str:

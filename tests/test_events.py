@@ -303,3 +303,51 @@ def test_the_status_page_follows_the_stream_in_chromium(asgi_server, browser):
     finally:
         context.close()
     assert polls == []  # pushed, not polled
+
+
+def test_the_admins_progress_bars_follow_the_stream_in_chromium(
+    asgi_server, browser, django_user_model
+):
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+    from django.contrib.auth.models import Permission
+
+    boss = django_user_model.objects.create_user("boss", is_staff=True)
+    boss.password = PBKDF2PasswordHasher().encode("a-long-password-1", "saltsalt")
+    boss.save()
+    boss.user_permissions.set(Permission.objects.filter(codename="view_job"))
+    context = browser.new_context(base_url=asgi_server.url)
+    context.set_default_timeout(30_000)
+    requests: list[str] = []
+    try:
+        page = context.new_page()
+        page.goto("/admin/login/")
+        page.fill("#id_username", "boss")
+        page.fill("#id_password", "a-long-password-1")
+        page.click("input[type=submit]")
+        page.wait_for_url(re.compile(r"/admin/$"))
+        page.goto("/")
+        page.fill("#id_rows", "200")
+        page.fill("#id_row_ms", "10")
+        page.click("text=Build the report")
+        page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}/$"))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto("/admin/slowjobs/job/")
+        page.wait_for_function(
+            "() => document.querySelector('.slowjobs-bar').value === 100"
+        )
+        assert page.inner_text(".slowjobs-status") == "Succeeded"
+    finally:
+        context.close()
+    assert any("/progress/events/" in url for url in requests)
+    assert not any("/progress/?" in url for url in requests)  # pushed, not polled
+
+
+def test_the_admins_stream_is_for_staff_who_may_view_every_job(
+    asgi_server, django_user_model
+):
+    owner = HttpClient(asgi_server.url)
+    ticket = submit_report(owner, 5, 10)
+    path = f"/admin/slowjobs/job/progress/events/?t={ticket}"
+    refused = Watcher(asgi_server.url, path, cookie_of(owner))
+    assert refused.head() == 404  # a visitor, even the job's owner
+    refused.close()

@@ -217,3 +217,76 @@ async def _stream(
                 continue  # the next read tries again
     finally:
         _watching -= 1
+
+
+def _may_watch_every_job(request: HttpRequest) -> bool:
+    from slowjobs.web.access import may_view_any
+
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_active and user.is_staff) and (
+        may_view_any(request)
+    )
+
+
+def _progress_of(tickets: list[str]) -> dict[str, dict[str, Any]]:
+    from slowjobs.admin import progress_of
+
+    close_old_connections()
+    return progress_of(tickets)
+
+
+@csrf_exempt
+async def progress_events(request: HttpRequest) -> HttpResponseBase:
+    """The admin's job list, pushed: ``progress`` events with the jobs on
+    the page (``?t=<ticket>``, 200 at most) whose state changed, once a
+    second, until all have finished.  Staff with ``view_job`` only."""
+    if request.method not in ("GET", "HEAD"):
+        refused = JsonResponse({"error": gettext("Method not allowed.")}, status=405)
+        refused["Allow"] = "GET, HEAD"
+        return refused
+    loop = asyncio.get_running_loop()
+    if not served_here(request) or not await loop.run_in_executor(
+        _reader_pool(), _may_watch_every_job, request
+    ):
+        return JsonResponse({"error": gettext("Not found.")}, status=404)
+    if _watching >= conf.get().max_watchers:
+        return _unavailable(gettext("Too many watchers here; try again shortly."))
+    tickets = request.GET.getlist("t")[:200]
+    response = StreamingHttpResponse(
+        _progress_stream(tickets, conf.get().watch_seconds),
+        content_type="text/event-stream",
+    )
+    response["Cache-Control"] = "no-cache, no-store, private"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+async def _progress_stream(tickets: list[str], seconds: float) -> AsyncIterator[str]:
+    global _watching
+    _watching += 1
+    try:
+        yield f"retry: {int(ROW_EVERY * 2000)}\n\n"
+        _release_request_thread()
+        loop = asyncio.get_running_loop()
+        ends = time.monotonic() + seconds
+        sent: dict[str, dict[str, Any]] = {}
+        last_sent = time.monotonic()
+        while tickets and time.monotonic() < ends:
+            try:
+                jobs = await loop.run_in_executor(_reader_pool(), _progress_of, tickets)
+            except DatabaseError:
+                jobs = {}
+            changed = {t: job for t, job in jobs.items() if sent.get(t) != job}
+            now = time.monotonic()
+            if changed:
+                sent.update(changed)
+                last_sent = now
+                data = json.dumps(changed, separators=(",", ":"))
+                yield f"event: progress\ndata: {data}\n\n"
+            elif now - last_sent >= KEEPALIVE:
+                last_sent = now
+                yield ": keep-alive\n\n"
+            tickets = [t for t in tickets if not sent.get(t, {}).get("finished")]
+            await asyncio.sleep(ROW_EVERY)
+    finally:
+        _watching -= 1
