@@ -56,7 +56,16 @@ def test_a_draining_server_hands_back_process_jobs_and_leaves_no_process(tmp_pat
     short = submit_reports(server.url, 2, rows=40, row_ms=10)  # 0.4 s each
     long = submit_reports(server.url, 4, rows=700, row_ms=10)  # 7 s each
     wait_until(lambda: counts(long)["running"] == 4, 30, "long jobs did not start")
-    time.sleep(2.5)  # its process set up, then a checkpoint each
+    # Their processes set up (seconds on a loaded machine), then a checkpoint
+    # each; the short ones done by then.
+    wait_until(
+        lambda: (
+            counts(short)["succeeded"] == 2
+            and Job.objects.filter(pk__in=long, checkpoint__isnull=False).count() == 4
+        ),
+        30,
+        "the short jobs did not finish, or the long ones did not checkpoint",
+    )
     ours = {pid: parent for pid, parent in job_processes().items() if pid not in before}
     assert ours, "no job process was started"
     workers = set(ours.values())
