@@ -141,8 +141,11 @@ DEFAULTS: dict[str, Any] = {
     # memcached, whose values slowjobs keeps under 64 KiB).
     "SLOWJOBS_JOB_LOG_BYTES": 32768,
     # Watchers of GET /jobs/<ticket>/events (ASGI) one process serves at
-    # once; past it, 503 with Retry-After (the page then polls).
+    # once; past it, 503 with Retry-After (the page then polls).  0: no cap.
     "SLOWJOBS_MAX_WATCHERS": 1000,
+    # ...of them one client address (an IPv6 one as its /64) may hold in
+    # one process; past it, 429 with Retry-After.
+    "SLOWJOBS_MAX_WATCHERS_PER_VISITOR": 20,
     # Seconds one event stream lasts at most; the browser reconnects (with
     # Last-Event-ID) and ownership is checked afresh.
     "SLOWJOBS_WATCH_SECONDS": 600.0,
@@ -201,6 +204,7 @@ class SlowjobsSettings:
     periodic_grace: float
     job_log_lines: int
     max_watchers: int
+    max_watchers_per_visitor: int
     watch_seconds: float
     job_log_bytes: int
     metrics: bool
@@ -422,6 +426,8 @@ def load() -> SlowjobsSettings:
         job_log_lines=_int("SLOWJOBS_JOB_LOG_LINES", minimum=0) or 0,
         job_log_bytes=_job_log_bytes(),
         max_watchers=_int("SLOWJOBS_MAX_WATCHERS", minimum=0) or 0,
+        max_watchers_per_visitor=_int("SLOWJOBS_MAX_WATCHERS_PER_VISITOR", minimum=0)
+        or 0,
         watch_seconds=_positive_seconds("SLOWJOBS_WATCH_SECONDS"),
         metrics=_bool("SLOWJOBS_METRICS"),
         metrics_token=_str("SLOWJOBS_METRICS_TOKEN"),

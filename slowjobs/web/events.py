@@ -13,8 +13,12 @@ changes), ``log`` (new lines, for a visitor who may read them, with their
 next line number as the event's id, so that a reconnecting ``EventSource``
 resumes from ``Last-Event-ID``), ``end`` (the final status; the stream
 closes); a comment every ``KEEPALIVE`` seconds keeps proxies from timing
-the stream out.  Who may watch is decided as for the status JSON, at the
-start and at every read.
+the stream out.  Who may watch is decided as for the status JSON: at the
+start, and at each read of the row (the visitor's session and user as they
+were when the stream began, until it ends and the browser reconnects).
+Streams are bounded per process (``SLOWJOBS_MAX_WATCHERS``), per client
+address (``SLOWJOBS_MAX_WATCHERS_PER_VISITOR``, ``429`` past it) and in
+length (``SLOWJOBS_WATCH_SECONDS``).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from slowjobs import conf
 from slowjobs.models import JobStatus
+from slowjobs.web.submitter import client_address
 
 # Seconds between reads of a running job's live record, and of a row.
 LIVE_EVERY = 0.25
@@ -49,6 +54,9 @@ FINISHED = frozenset(JobStatus.finished())
 READERS = 4
 
 _watching = 0
+# Streams per client address (an IPv6 one as its /64): one visitor must not
+# take every place of the process.  The event loop's thread alone changes it.
+_by_visitor: dict[str, int] = {}
 _readers: ThreadPoolExecutor | None = None
 _readers_lock = threading.Lock()
 
@@ -115,11 +123,16 @@ async def job_events(request: HttpRequest, ticket: str) -> HttpResponseBase:
     except DatabaseError:
         return _unavailable()
     settings = conf.get()
-    if _watching >= settings.max_watchers:
+    if _full(_watching, settings.max_watchers):
         return _unavailable(gettext("Too many watchers here; try again shortly."))
+    visitor = client_address(request)
+    if _full(_by_visitor.get(visitor, 0), settings.max_watchers_per_visitor):
+        return _too_many_of_yours()
     after = _last_event_id(request)
     response = StreamingHttpResponse(
-        _stream(request, ticket, first, after, settings.watch_seconds),
+        _watched(
+            visitor, _stream(request, ticket, first, after, settings.watch_seconds)
+        ),
         content_type="text/event-stream",
     )
     response["Cache-Control"] = "no-cache, no-store, private"
@@ -139,6 +152,38 @@ def _unavailable(message: str | None = None) -> JsonResponse:
     )
     response["Retry-After"] = str(retry)
     return response
+
+
+def _full(count: int, cap: int) -> bool:
+    return bool(cap) and count >= cap  # 0: no cap
+
+
+def _too_many_of_yours() -> JsonResponse:
+    retry = conf.get().retry_after
+    response = JsonResponse(
+        {
+            "error": gettext("You are watching too many jobs at once here."),
+            "limit": "watchers",
+            "retry_after": retry,
+        },
+        status=429,
+    )
+    response["Retry-After"] = str(retry)
+    return response
+
+
+async def _watched(visitor: str, stream: AsyncIterator[str]) -> AsyncIterator[str]:
+    """``stream``, counted against its visitor for as long as it runs."""
+    _by_visitor[visitor] = _by_visitor.get(visitor, 0) + 1
+    try:
+        async for chunk in stream:
+            yield chunk
+    finally:
+        left = _by_visitor.get(visitor, 1) - 1
+        if left:
+            _by_visitor[visitor] = left
+        else:
+            _by_visitor.pop(visitor, None)
 
 
 def _last_event_id(request: HttpRequest) -> int:
@@ -249,11 +294,14 @@ async def progress_events(request: HttpRequest) -> HttpResponseBase:
         _reader_pool(), _may_watch_every_job, request
     ):
         return JsonResponse({"error": gettext("Not found.")}, status=404)
-    if _watching >= conf.get().max_watchers:
+    if _full(_watching, conf.get().max_watchers):
         return _unavailable(gettext("Too many watchers here; try again shortly."))
+    visitor = client_address(request)
+    if _full(_by_visitor.get(visitor, 0), conf.get().max_watchers_per_visitor):
+        return _too_many_of_yours()
     tickets = request.GET.getlist("t")[:200]
     response = StreamingHttpResponse(
-        _progress_stream(tickets, conf.get().watch_seconds),
+        _watched(visitor, _progress_stream(tickets, conf.get().watch_seconds)),
         content_type="text/event-stream",
     )
     response["Cache-Control"] = "no-cache, no-store, private"

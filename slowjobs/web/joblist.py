@@ -22,6 +22,7 @@ from django.views.decorators.cache import never_cache
 from slowjobs.models import Job, JobQuerySet, JobStatus
 from slowjobs.web.errors import json_errors
 from slowjobs.web.responses import database_outage_as_503, wants_json
+from slowjobs.web.status import progress_payload
 from slowjobs.web.views import safe_methods_only
 
 PAGE_SIZE = 20
@@ -54,12 +55,7 @@ def list_item(job: Job) -> dict[str, Any]:
         "title": job.label,
         "status": job.status,
         "cancel_requested": job.cancel_requested,
-        "progress": {
-            "current": job.progress_current,
-            "total": job.progress_total,
-            "percent": job.percent,
-            "message": job.progress_message,
-        },
+        "progress": progress_payload(job),
         "attempts": job.attempts,
         "enqueued_at": job.enqueued_at.isoformat(),
         "started_at": job.started_at.isoformat() if job.started_at else None,

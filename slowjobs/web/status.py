@@ -59,6 +59,16 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
+def progress_payload(job: Job) -> dict[str, Any]:
+    """The ``progress`` object of a row, as every JSON answer shows it."""
+    return {
+        "current": job.progress_current,
+        "total": job.progress_total,
+        "percent": job.percent,
+        "message": job.progress_message,
+    }
+
+
 def status_payload(
     job: Job, *, with_traceback: bool = False, key_query: str = ""
 ) -> dict[str, Any]:
@@ -69,12 +79,7 @@ def status_payload(
         "task": job.task_path,
         "status": job.status,
         "cancel_requested": job.cancel_requested,
-        "progress": {
-            "current": job.progress_current,
-            "total": job.progress_total,
-            "percent": job.percent,
-            "message": job.progress_message,
-        },
+        "progress": progress_payload(job),
         "attempts": job.attempts,
         "enqueued_at": _iso(job.enqueued_at),
         "started_at": _iso(job.started_at),
