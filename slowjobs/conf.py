@@ -149,6 +149,16 @@ DEFAULTS: dict[str, Any] = {
     # Seconds one event stream lasts at most; the browser reconnects (with
     # Last-Event-ID) and ownership is checked afresh.
     "SLOWJOBS_WATCH_SECONDS": 600.0,
+    # Seconds a submit may wait for its job when the client asks
+    # (Prefer: wait=N): a job done by then is answered 200 in the same
+    # response.  At most 300; 0 turns waiting off.
+    "SLOWJOBS_MAX_WAIT": 10.0,
+    # Requests of one process that may wait at once (each holds a request
+    # thread); past it, the usual 202 at once.  None: half of a gunicorn
+    # gthread worker's threads, none for a sync worker, else 8.
+    "SLOWJOBS_MAX_WAITERS": None,
+    # ...of them one client address (an IPv6 one as its /64) may hold.
+    "SLOWJOBS_MAX_WAITERS_PER_VISITOR": 2,
     # Count jobs for Prometheus (needs prometheus-client: slowjobs[metrics]);
     # serve them with slowjobs.metrics.metrics_view.
     "SLOWJOBS_METRICS": False,
@@ -206,6 +216,9 @@ class SlowjobsSettings:
     max_watchers: int
     max_watchers_per_visitor: int
     watch_seconds: float
+    max_wait: float
+    max_waiters: int | None
+    max_waiters_per_visitor: int
     job_log_bytes: int
     metrics: bool
     metrics_token: str
@@ -245,6 +258,20 @@ def _positive_seconds(name: str) -> float:
     value = _seconds(name)
     if value <= 0:
         raise ImproperlyConfigured(f"{name} must be a number of seconds > 0, not 0.")
+    return value
+
+
+# Longer waits belong to a job's status page, not to a held request.
+MAX_WAIT_LIMIT = 300.0
+
+
+def _max_wait() -> float:
+    value = _seconds("SLOWJOBS_MAX_WAIT")
+    if value > MAX_WAIT_LIMIT:
+        raise ImproperlyConfigured(
+            f"SLOWJOBS_MAX_WAIT must be at most {MAX_WAIT_LIMIT:.0f} seconds, "
+            f"not {value!r}: a longer wait belongs to the job's page."
+        )
     return value
 
 
@@ -429,6 +456,10 @@ def load() -> SlowjobsSettings:
         max_watchers_per_visitor=_int("SLOWJOBS_MAX_WATCHERS_PER_VISITOR", minimum=0)
         or 0,
         watch_seconds=_positive_seconds("SLOWJOBS_WATCH_SECONDS"),
+        max_wait=_max_wait(),
+        max_waiters=_int("SLOWJOBS_MAX_WAITERS", minimum=0, allow_none=True),
+        max_waiters_per_visitor=_int("SLOWJOBS_MAX_WAITERS_PER_VISITOR", minimum=0)
+        or 0,
         metrics=_bool("SLOWJOBS_METRICS"),
         metrics_token=_str("SLOWJOBS_METRICS_TOKEN"),
         metrics_loopback=_bool("SLOWJOBS_METRICS_LOOPBACK"),

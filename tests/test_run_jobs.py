@@ -29,7 +29,7 @@ FAST_LEASE = {"SLOWJOBS_HEARTBEAT_INTERVAL": "0.5", "SLOWJOBS_LEASE": "2"}
 FINISHED = {"succeeded", "failed", "cancelled"}
 
 
-def start_worker(tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
+def start_worker(tmp_path: Path, name: str, **env: str) -> subprocess.Popen[bytes]:
     log = tmp_path / f"{name}.log"
     return track(
         subprocess.Popen(
@@ -43,7 +43,7 @@ def start_worker(tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
                 "0.2",
             ],
             cwd=ROOT,
-            env=child_env(**FAST_LEASE),
+            env=child_env(**FAST_LEASE, **env),
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
         )

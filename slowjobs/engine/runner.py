@@ -18,6 +18,7 @@ from typing import Any
 from django.utils import timezone
 
 from slowjobs.backend.task import concurrency_limit, retry_delay, runs_in
+from slowjobs.engine import endings
 from slowjobs.engine.calling import INTERRUPTED, Outcome, call_task
 from slowjobs.engine.executor.base import Slot
 from slowjobs.engine.executor.registry import get_executor
@@ -105,6 +106,8 @@ def _announce_finish(
     _remove_files(spec, final.status)
     if job is not None:
         job.finished()
+    # Before the signal: a waiting request need not wait for its receivers.
+    endings.ended(str(spec.ticket), str(final.status))
     with about_job(spec.ticket, spec.task):
         task_finished.send(sender=spec.sender, task_result=final)
 

@@ -20,8 +20,9 @@ from functools import wraps
 from typing import Any, ParamSpec
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import (
+    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
@@ -35,14 +36,17 @@ from django.utils.translation import gettext
 from slowjobs import conf
 from slowjobs.backend.backend import SlowJobsBackend
 from slowjobs.checks import urls_mounted
+from slowjobs.engine import endings
 from slowjobs.exceptions import EnqueueRefused, InvalidTaskArguments, OverLimit
 from slowjobs.jobs import files as jobfiles
 from slowjobs.lifecycle.control import misconfigured
+from slowjobs.models import JobStatus
 from slowjobs.tasksapi import Task, TaskResult
+from slowjobs.web import waiting
 from slowjobs.web.jobkeys import with_key
 from slowjobs.web.joburls import job_url
 from slowjobs.web.referer import came_from
-from slowjobs.web.submitter import knows_submitter
+from slowjobs.web.submitter import client_address, knows_submitter
 
 P = ParamSpec("P")
 
@@ -164,7 +168,9 @@ def submit(
 
     ``input_file``, a stored upload (``slowjobs.uploads.keep_upload``), is the
     job's input: removed when the job ends, or at once if the job is refused.
-    It is not passed to the task.
+    It is not passed to the task.  A client that sends ``Prefer: wait=N``
+    gets the finished job's status at once if it ends within N seconds
+    (``slowjobs.web.waiting``).
 
     A site wired wrong (another backend, no job URLs, no submitter
     middleware) raises ``ImproperlyConfigured`` before anything is enqueued,
@@ -172,18 +178,75 @@ def submit(
     the program's mistakes, a ``500`` that error tracking sees, not the
     visitor's.
     """
+    asked = waiting.preferred_wait(request.headers.get("Prefer", ""))
+    seconds = min(float(asked or 0), conf.get().max_wait)
+    if seconds and not waiting.can_wait(seconds, task.run_after):
+        seconds = 0.0
     try:
         refuse_miswired(request, task)
-        with jobfiles.job_input(input_file) if input_file else nullcontext():
+        with (
+            jobfiles.job_input(input_file) if input_file else nullcontext(),
+            endings.Waiter() if seconds else nullcontext() as waiter,
+        ):
             try:
                 result = task.enqueue(*args, **kwargs)
             except EnqueueRefused as exc:
                 jobfiles.remove_stored(input_file)
                 return refused(request, exc)
+            if waiter is not None:
+                return answer_after_wait(request, result, waiter, seconds)
     except (ImproperlyConfigured, InvalidTaskArguments):
         jobfiles.remove_stored(input_file)
         raise
     return accepted(request, result)
+
+
+def answer_after_wait(
+    request: HttpRequest,
+    result: TaskResult[..., Any],
+    waiter: endings.Waiter,
+    seconds: float,
+) -> HttpResponse:
+    """``200`` (a browser: ``303``) with the status of a job that ended
+    within ``seconds``, else the usual ``202``; ``202`` at once when no
+    place to wait is free."""
+    with waiting.place(client_address(request)) as placed:
+        if not placed:
+            return accepted(request, result)
+        waiter.follow(result.id)
+        waiting.release_connections()
+        ended = waiting.wait_for_end(waiter, result.id, seconds)
+    response = finished(request, result) if ended else None
+    if response is None:
+        response = accepted(request, result)
+    response["Preference-Applied"] = f"wait={int(seconds)}"
+    return response
+
+
+def finished(request: HttpRequest, result: TaskResult[..., Any]) -> HttpResponse | None:
+    """The answer about a job just ended: its status JSON, or for a browser
+    ``303`` to its page; None if its row cannot be read just now."""
+    from slowjobs.web.views import current_status
+
+    try:
+        payload = current_status(request, result.id)
+    except (Http404, DatabaseError):
+        return None
+    if payload["status"] not in JobStatus.finished():
+        return None
+    if not wants_json(request):
+        return HttpResponseRedirect(job_url("page", result.id) or "", status=303)
+    session = getattr(request, "session", None)
+    if session is not None and session.session_key:
+        get_token(request)  # as with the ticket: the client may POST next
+    if payload.get("result_url") and "?" not in payload["result_url"]:
+        # As in the 202's links: a client without cookies needs the key.
+        payload["result_url"] = with_key(payload["result_url"], result.id)
+    response = JsonResponse(payload)
+    status_url = f"{job_url('status', result.id)}{with_key('', result.id)}"
+    # The body is the status resource's: say where it lives.
+    response["Content-Location"] = request.build_absolute_uri(status_url)
+    return response
 
 
 def refuse_miswired(request: HttpRequest, task: Task[..., Any]) -> None:

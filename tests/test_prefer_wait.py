@@ -1,0 +1,114 @@
+"""``Prefer: wait=N`` on a submit: a job done within N seconds is answered
+in the same response (RFC 7240); a slower one gets the usual 202."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from slowjobs.models import Job
+from slowjobs.web import waiting
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+JSON = {"HTTP_ACCEPT": "application/json"}
+
+
+def _submit(client, rows, row_ms, prefer=None, **headers):
+    if prefer is not None:
+        headers["HTTP_PREFER"] = prefer
+    return client.post(
+        "/demo/report/", {"rows": rows, "row_ms": row_ms}, **JSON, **headers
+    )
+
+
+def test_a_quick_job_is_answered_200_with_its_status(client):
+    began = time.monotonic()
+    response = _submit(client, 5, 20, "wait=5")
+    took = time.monotonic() - began
+    assert response.status_code == 200
+    assert response["Preference-Applied"] == "wait=5"
+    body = response.json()
+    assert body["status"] == "succeeded"
+    assert body["result"]["rows"] == 5
+    assert body["result_url"]
+    assert response["Content-Location"].endswith(
+        f"/jobs/{body['ticket']}/status?key="
+        + response["Content-Location"].split("key=")[1]
+    )
+    assert took < 4  # not the whole wait
+    # The same as the status the client would have polled for.
+    assert client.get(response["Content-Location"]).json() == body
+
+
+def test_a_slow_job_is_answered_202_after_the_wait_and_goes_on(client):
+    began = time.monotonic()
+    response = _submit(client, 50, 100, "respond-async, wait=1")
+    took = time.monotonic() - began
+    assert response.status_code == 202
+    assert response["Preference-Applied"] == "wait=1"
+    assert 0.9 <= took < 3
+    ticket = response.json()["ticket"]
+    assert Job.objects.get(pk=ticket).status in ("queued", "running")
+
+
+@pytest.mark.parametrize(
+    "prefer",
+    ["", "respond-async", "wait=", "wait=abc", "wait=-1", "wait=0", "handling=lenient"],
+)
+def test_without_a_wait_the_answer_is_202_at_once(client, prefer):
+    began = time.monotonic()
+    response = _submit(client, 5, 100, prefer)
+    assert response.status_code == 202
+    assert "Preference-Applied" not in response
+    assert time.monotonic() - began < 0.5
+
+
+def test_the_wait_is_cut_to_the_setting(client, settings):
+    settings.SLOWJOBS_MAX_WAIT = 1
+    began = time.monotonic()
+    response = _submit(client, 50, 100, "wait=60")
+    assert response.status_code == 202
+    assert response["Preference-Applied"] == "wait=1"
+    assert time.monotonic() - began < 3
+
+
+def test_no_place_to_wait_answers_202_at_once(client, settings):
+    settings.SLOWJOBS_MAX_WAITERS = 0
+    began = time.monotonic()
+    response = _submit(client, 5, 20, "wait=5")
+    assert response.status_code == 202
+    assert "Preference-Applied" not in response
+    assert time.monotonic() - began < 0.5
+
+
+def test_a_browser_that_waited_is_sent_to_the_finished_page(client):
+    client.get("/")
+    response = client.post(
+        "/demo/report/", {"rows": 3, "row_ms": 0}, HTTP_PREFER="wait=5"
+    )
+    assert response.status_code == 303
+    assert response["Preference-Applied"] == "wait=5"
+    page = client.get(response["Location"])
+    assert b"succeeded" in page.content.lower() or b"Succeeded" in page.content
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("wait=5", 5),
+        ("WAIT = 7", 7),
+        ('wait="3"', 3),
+        ("respond-async, wait=10", 10),
+        ("handling=strict; x=1, wait=2;foo", 2),
+        ("wait=1, wait=9", 1),
+        ("wait=1.5", None),
+        ("wait=99999999999", None),
+        ("waiting=3", None),
+        ("", None),
+        (",,,", None),
+    ],
+)
+def test_preferences_are_read_as_rfc_7240_says(header, seconds):
+    assert waiting.preferred_wait(header) == seconds
