@@ -9,7 +9,14 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
 from slowjobs import conf
-from slowjobs.web.openapi import ERROR, description, json_body, retry_later
+from slowjobs.web.openapi import (
+    ERROR,
+    PREFER,
+    WAITED,
+    description,
+    json_body,
+    retry_later,
+)
 
 ACCEPTED = {
     **json_body(
@@ -78,8 +85,10 @@ def _submit(
             "summary": summary,
             "description": "Send `Accept: application/json` for the JSON "
             "answers; a browser's form post gets 303 to the job's page.",
+            "parameters": [PREFER],
             "requestBody": {"required": True, "content": {media: {"schema": schema}}},
             "responses": {
+                "200": WAITED,
                 "202": ACCEPTED,
                 "303": SEE_PAGE,
                 "400": INVALID,

@@ -117,6 +117,33 @@ IF_NONE_MATCH = {
     "description": "The ETag of an earlier answer: 304 while the status is the same.",
     "schema": {"type": "string"},
 }
+PREFER = {
+    "name": "Prefer",
+    "in": "header",
+    "required": False,
+    "description": "RFC 7240. `wait=N`: wait up to N seconds (at most "
+    "SLOWJOBS_MAX_WAIT) for the job; done by then, the answer is 200 with its "
+    "status (a browser: 303 to its page), else the usual 202. Both then say "
+    "`Preference-Applied: wait=N`. With no place free to wait (per process, "
+    "per client address) the 202 comes at once, without Preference-Applied. "
+    "Other preferences are ignored.",
+    "schema": {"type": "string"},
+}
+WAITED = {
+    **json_body(
+        JOB_STATUS,
+        "Prefer: wait=N and the job ended within the wait: its status JSON, as "
+        "the status URL would answer it (result_url with the job's key).",
+    ),
+    "headers": {
+        "Preference-Applied": {"required": True, "schema": {"type": "string"}},
+        "Content-Location": {
+            "required": True,
+            "description": "The job's status URL, with its key.",
+            "schema": {"type": "string"},
+        },
+    },
+}
 FORBIDDEN = json_body(
     ERROR,
     "A browser POST from another site (Sec-Fetch-Site or Origin), or a session "
