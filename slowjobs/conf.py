@@ -155,7 +155,8 @@ DEFAULTS: dict[str, Any] = {
     "SLOWJOBS_MAX_WAIT": 10.0,
     # Requests of one process that may wait at once (each holds a request
     # thread); past it, the usual 202 at once.  None: half of a gunicorn
-    # gthread worker's threads, none for a sync worker, else 8.
+    # gthread worker's threads (its hooks tell), none in a single-threaded
+    # WSGI server, 8 under ASGI, else 2.  0: nobody waits.
     "SLOWJOBS_MAX_WAITERS": None,
     # ...of them one client address (an IPv6 one as its /64) may hold.
     "SLOWJOBS_MAX_WAITERS_PER_VISITOR": 2,

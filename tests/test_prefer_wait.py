@@ -3,9 +3,12 @@ in the same response (RFC 7240); a slower one gets the usual 202."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
+from django.db import connections
+from django.test import Client
 
 from slowjobs.models import Job
 from slowjobs.web import waiting
@@ -13,6 +16,13 @@ from slowjobs.web import waiting
 pytestmark = pytest.mark.django_db(transaction=True)
 
 JSON = {"HTTP_ACCEPT": "application/json"}
+
+
+@pytest.fixture(autouse=True)
+def _places(settings):
+    # Django's test client says it is a single-threaded server, where by
+    # default nobody waits (see the test of that below).
+    settings.SLOWJOBS_MAX_WAITERS = 4
 
 
 def _submit(client, rows, row_ms, prefer=None, **headers):
@@ -81,6 +91,45 @@ def test_no_place_to_wait_answers_202_at_once(client, settings):
     assert response.status_code == 202
     assert "Preference-Applied" not in response
     assert time.monotonic() - began < 0.5
+
+
+def test_a_single_threaded_server_lets_nobody_wait_by_default(client, settings):
+    settings.SLOWJOBS_MAX_WAITERS = None
+    began = time.monotonic()
+    response = _submit(client, 3, 0, "wait=5", **{"wsgi.multithread": False})
+    assert response.status_code == 202
+    assert "Preference-Applied" not in response
+    assert time.monotonic() - began < 0.5
+    settings.SLOWJOBS_MAX_WAITERS = None
+    threaded = _submit(client, 3, 0, "wait=5", **{"wsgi.multithread": True})
+    assert threaded.status_code == 200
+
+
+def test_one_visitor_holds_at_most_its_share_of_the_places(settings):
+    settings.SLOWJOBS_MAX_WAITERS_PER_VISITOR = 1
+    answers = {}
+
+    def wait_long(name):
+        answers[name] = _submit(Client(), 30, 100, "wait=2")
+        connections.close_all()
+
+    first = threading.Thread(target=wait_long, args=("first",))
+    first.start()
+    deadline = time.monotonic() + 5
+    while waiting.waiting_now() < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    began = time.monotonic()
+    second = _submit(Client(), 3, 0, "wait=5")  # the same address: no place
+    assert second.status_code == 202
+    assert "Preference-Applied" not in second
+    assert time.monotonic() - began < 0.5
+    other = _submit(Client(), 3, 0, "wait=5", REMOTE_ADDR="127.0.0.9")
+    assert other.status_code == 200  # another visitor still waits
+    first.join()
+    assert answers["first"].status_code == 202
+    assert answers["first"]["Preference-Applied"] == "wait=2"
+    assert waiting.waiting_now() == 0
 
 
 def test_a_browser_that_waited_is_sent_to_the_finished_page(client):

@@ -210,7 +210,7 @@ def answer_after_wait(
     """``200`` (a browser: ``303``) with the status of a job that ended
     within ``seconds``, else the usual ``202``; ``202`` at once when no
     place to wait is free."""
-    with waiting.place(client_address(request)) as placed:
+    with waiting.place(request, client_address(request)) as placed:
         if not placed:
             return accepted(request, result)
         waiter.follow(result.id)

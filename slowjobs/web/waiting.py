@@ -28,15 +28,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
+from django.core.handlers.asgi import ASGIRequest
 from django.db import DatabaseError, connections, router
+from django.http import HttpRequest
 from django.utils import timezone
 
 from slowjobs import conf
 from slowjobs.engine import endings
 from slowjobs.models import Job, JobStatus
 
-# Waiters per process when nothing says how many request threads it has.
-DEFAULT_WAITERS = 8
+# Waiters per process when the server did not say how many request threads
+# it has: a threaded WSGI server's pool is small (gunicorn gthread's
+# threads), an ASGI server's sync views take a thread each, not a pool's.
+THREADED_WAITERS = 2
+ASGI_WAITERS = 8
 # Seconds between looks in the shared store for a job run elsewhere: the
 # first soon, then less and less often.
 FIRST_LOOK, LAST_LOOK = 0.02, 0.25
@@ -74,39 +79,46 @@ def declare_request_threads(threads: int | None) -> None:
     _request_threads = threads
 
 
-def places() -> int:
-    """How many requests of this process may wait at once."""
+def places(request: HttpRequest) -> int:
+    """How many requests of this process may wait at once: what the
+    setting says, else half the request threads the server declared (the
+    gunicorn hooks), else none in a single-threaded WSGI server (one wait
+    would hold the whole process), else a few."""
     configured = conf.get().max_waiters
     if configured is not None:
         return configured
     if _request_threads is not None:
         return _request_threads // 2
-    return DEFAULT_WAITERS
+    if isinstance(request, ASGIRequest):
+        return ASGI_WAITERS
+    if request.META.get("wsgi.multithread") is False:
+        return 0
+    return THREADED_WAITERS
 
 
 @contextmanager
-def place(request_visitor: str) -> Iterator[bool]:
+def place(request: HttpRequest, visitor: str) -> Iterator[bool]:
     """A place to wait in, or False when this process or visitor has none."""
     global _waiting
     per_visitor = conf.get().max_waiters_per_visitor
     with _lock:
-        taken = _waiting < places() and (
-            not per_visitor or _by_visitor.get(request_visitor, 0) < per_visitor
+        taken = _waiting < places(request) and (
+            not per_visitor or _by_visitor.get(visitor, 0) < per_visitor
         )
         if taken:
             _waiting += 1
-            _by_visitor[request_visitor] = _by_visitor.get(request_visitor, 0) + 1
+            _by_visitor[visitor] = _by_visitor.get(visitor, 0) + 1
     try:
         yield taken
     finally:
         if taken:
             with _lock:
                 _waiting -= 1
-                left = _by_visitor[request_visitor] - 1
+                left = _by_visitor[visitor] - 1
                 if left:
-                    _by_visitor[request_visitor] = left
+                    _by_visitor[visitor] = left
                 else:
-                    del _by_visitor[request_visitor]
+                    del _by_visitor[visitor]
 
 
 def waiting_now() -> int:
