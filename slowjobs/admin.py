@@ -40,6 +40,9 @@ from django.utils.translation import ngettext
 if TYPE_CHECKING or django.VERSION >= (6, 1):
     from django.contrib.admin.options import ActionLocation
 
+from slowjobs.actions import job_action
+from slowjobs.actions.jobexport import export_jobs
+from slowjobs.engine.context import JobContext
 from slowjobs.exceptions import EnqueueRefused
 from slowjobs.jobs.cancel import cancel
 from slowjobs.jobs.results import load_task
@@ -84,7 +87,7 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_per_page = 50
     show_full_result_count = False  # no COUNT(*) over every job on each page
     date_hierarchy = "enqueued_at"
-    actions = ["cancel_jobs", "rerun_jobs", "delete_finished_jobs"]
+    actions = ["cancel_jobs", "rerun_jobs", "delete_finished_jobs", "export_jobs_csv"]
     readonly_fields = [field.name for field in Job._meta.fields] + [
         "arguments_display",
         "result_display",
@@ -356,6 +359,12 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             % {"count": deleted},
             messages.SUCCESS,
         )
+
+    @job_action(description=_("Export selected jobs as CSV"), permissions=["view"])
+    def export_jobs_csv(
+        self, job: JobContext, queryset: QuerySet[Job]
+    ) -> dict[str, Any]:
+        return export_jobs(job, queryset)
 
     def has_delete_permission(
         self, request: HttpRequest, obj: Job | None = None
