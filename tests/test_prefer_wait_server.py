@@ -91,3 +91,49 @@ def test_a_job_run_by_another_process_is_waited_for(
             worker.send_signal(signal.SIGTERM)
         stop(server.process)
     assert worker.wait(30) == 0
+
+
+def test_a_flood_of_waits_leaves_pages_served(collected_static, tmp_path: Path):
+    """Six clients (six addresses) each wait for a 6 s job; a worker of 4
+    threads lets 2 of them wait (the hooks say its threads), answers the
+    others 202 at once, and serves pages meanwhile."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.figures import record
+
+    server = start_gunicorn(tmp_path, workers=1, WEB_THREADS="4", SLOWJOBS_WORKERS="8")
+    try:
+
+        def wait_for_a_slow_job(index: int) -> Any:
+            client = HttpClient(server.url, source=f"127.0.2.{index + 1}")
+            reply, took = submit(client, 60, 100, "wait=5")
+            return client, reply, took
+
+        with ThreadPoolExecutor(6) as pool:
+            waits = [pool.submit(wait_for_a_slow_job, index) for index in range(6)]
+            time.sleep(1.5)  # the waits are held now
+            pages = []
+            for _ in range(5):
+                began = time.monotonic()
+                assert HttpClient(server.url).get("/").status == 200
+                pages.append(time.monotonic() - began)
+            answers = [future.result() for future in waits]
+        waited = [a for a in answers if "Preference-Applied" in a[1].headers]
+        at_once = [a for a in answers if "Preference-Applied" not in a[1].headers]
+        assert len(waited) == 2, [a[1].headers for a in answers]
+        assert all(a[1].status == 202 and a[2] >= 4.5 for a in waited)
+        assert len(at_once) == 4
+        assert all(a[1].status == 202 and a[2] < 2 for a in at_once)
+        # Pages were served while both places were held (each wait, 5 s).
+        assert max(pages) < 2.5, pages
+        record(
+            "Prefer: wait flood (1 worker, 4 threads, 6 waiting clients)",
+            waited=len(waited),
+            answered_at_once=len(at_once),
+            page_max_ms=round(max(pages) * 1000, 1),
+        )
+        for client, reply, _ in answers:  # every job ends by itself
+            done = client.wait_for_status(reply.json()["status_url"], FINISHED, 60)
+            assert done["status"] == "succeeded"
+    finally:
+        stop(server.process)
