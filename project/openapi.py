@@ -33,7 +33,15 @@ ACCEPTED = {
         "page_url carry the job's key (?key=...), the credential of a client "
         "that keeps no cookies.",
     ),
-    "headers": {"Location": {"required": True, "schema": {"type": "string"}}},
+    "headers": {
+        "Location": {"required": True, "schema": {"type": "string"}},
+        "Preference-Applied": {
+            "required": False,
+            "description": "wait=N when the server waited (Prefer: wait=N) "
+            "and the job was not done by then.",
+            "schema": {"type": "string"},
+        },
+    },
 }
 INVALID = {
     "description": "Invalid input: the errors per field (the form, for browsers).",

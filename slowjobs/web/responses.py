@@ -178,12 +178,9 @@ def submit(
     the program's mistakes, a ``500`` that error tracking sees, not the
     visitor's.
     """
-    asked = waiting.preferred_wait(request.headers.get("Prefer", ""))
-    seconds = min(float(asked or 0), conf.get().max_wait)
-    if seconds and not waiting.can_wait(seconds, task.run_after):
-        seconds = 0.0
     try:
         refuse_miswired(request, task)
+        seconds = _wait_asked(request, task)
         with (
             jobfiles.job_input(input_file) if input_file else nullcontext(),
             endings.Waiter() if seconds else nullcontext() as waiter,
@@ -199,6 +196,15 @@ def submit(
         jobfiles.remove_stored(input_file)
         raise
     return accepted(request, result)
+
+
+def _wait_asked(request: HttpRequest, task: Task[..., Any]) -> float:
+    """The seconds the client would wait (0: answer at once)."""
+    asked = waiting.preferred_wait(request.headers.get("Prefer", ""))
+    seconds = min(float(asked or 0), conf.get().max_wait)
+    if seconds and not waiting.can_wait(seconds, task.run_after):
+        return 0.0
+    return seconds
 
 
 def answer_after_wait(
