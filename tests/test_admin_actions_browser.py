@@ -25,9 +25,13 @@ JOB_PAGE = re.compile(r"/jobs/[0-9a-f-]{36}/$")
 
 
 @pytest.fixture
-def server(collected_static, tmp_path: Path) -> Any:
+def server(collected_static, tmp_path: Path, memcached: Any) -> Any:
     (Path(settings.MEDIA_ROOT) / RELEASE).unlink(missing_ok=True)
-    server = start_gunicorn(tmp_path, DJANGO_SETTINGS_MODULE="tests.server_settings")
+    server = start_gunicorn(
+        tmp_path,
+        DJANGO_SETTINGS_MODULE="tests.server_settings",
+        SLOWJOBS_MEMCACHED=memcached.location,
+    )
     yield server
     stop(server.process)
     (Path(settings.MEDIA_ROOT) / RELEASE).unlink(missing_ok=True)
@@ -81,11 +85,11 @@ def downloaded_rows(page: Any) -> list[list[str]]:
 def test_an_admin_action_runs_as_a_job_with_its_bar_and_its_download(
     browser, server, django_user_model
 ):
-    jobs = [make_job(), make_job(JobStatus.FAILED), make_job()]
+    jobs = [make_job(), make_job(JobStatus.FAILED), make_job(), make_job()]
     tickets = sorted(str(job.pk) for job in jobs)
     page = staff_page(browser, server.url, django_user_model)
     try:
-        run_action(page, "export_jobs_paced", tickets[:2])
+        run_action(page, "export_jobs_paced", tickets[:3])
         first = page.url
         assert page.inner_text("h1") == "Export selected jobs, paced"
         assert page.is_visible("#cancel-form")
@@ -96,7 +100,7 @@ def test_an_admin_action_runs_as_a_job_with_its_bar_and_its_download(
         )
         # The same rows again while it goes on: the first run's page.
         again = page.context.new_page()
-        run_action(again, "export_jobs_paced", list(reversed(tickets[:2])))
+        run_action(again, "export_jobs_paced", list(reversed(tickets[:3])))
         assert again.url == first
         again.close()
         assert Job.objects.filter(title="Export selected jobs, paced").count() == 1
@@ -110,7 +114,7 @@ def test_an_admin_action_runs_as_a_job_with_its_bar_and_its_download(
         wait_for_status(page, "Succeeded")
         assert page.eval_on_selector("#bar", "bar => bar.value") == 100
         rows = downloaded_rows(page)
-        assert sorted(row[0] for row in rows[1:]) == tickets[:2]
+        assert sorted(row[0] for row in rows[1:]) == tickets[:3]
         # The job admin's own export, on every row: done at once.
         run_action(page, "export_jobs_csv", tickets)
         wait_for_status(page, "Succeeded")

@@ -35,7 +35,7 @@ class PacedJobAdmin(JobAdmin):
             job.progress(0, total, "waiting to be let go")
             time.sleep(0.05)
         for done in range(1, total + 1):
-            time.sleep(0.4)
+            time.sleep(1.0)
             job.progress(done, total, f"{done} of {total}")
         return export_jobs(job, queryset)
 
