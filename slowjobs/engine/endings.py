@@ -81,11 +81,13 @@ class Waiter:
     def __init__(self) -> None:
         self.event = threading.Event()
         self._ticket = ""
+        self._expecting = False
 
     def __enter__(self) -> Waiter:
         global _expecting
         with _lock:
             _expecting += 1
+            self._expecting = True
         return self
 
     def follow(self, ticket: str) -> None:
@@ -94,9 +96,10 @@ class Waiter:
             if ticket in _recent:
                 del _recent[ticket]
                 self.event.set()
-                return
-            self._ticket = ticket
-            _waiters.setdefault(ticket, []).append(self.event)
+            else:
+                self._ticket = ticket
+                _waiters.setdefault(ticket, []).append(self.event)
+            self._stop_expecting()
 
     def wait(self, timeout: float) -> bool:
         return self.event.wait(timeout)
@@ -107,17 +110,23 @@ class Waiter:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        global _expecting
         with _lock:
-            _expecting -= 1
-            if not _expecting:
-                _recent.clear()
+            self._stop_expecting()
             events = _waiters.get(self._ticket)
             if events is not None:
                 if self.event in events:
                     events.remove(self.event)
                 if not events:
                     del _waiters[self._ticket]
+
+    def _stop_expecting(self) -> None:
+        """Under ``_lock``: endings need no longer be kept for this one."""
+        global _expecting
+        if self._expecting:
+            self._expecting = False
+            _expecting -= 1
+            if not _expecting:
+                _recent.clear()
 
 
 def _forget_after_fork() -> None:
