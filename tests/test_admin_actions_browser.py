@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +126,47 @@ def test_an_admin_action_runs_as_a_job_with_its_bar_and_its_download(
         assert export.submitted_by.username == "clerk"
     finally:
         page.context.close()
+
+
+def test_an_admin_action_cut_off_by_a_crash_is_finished_by_the_next_server(
+    browser, collected_static, tmp_path: Path, memcached, django_user_model
+):
+    """The job names its action by site, model and name: a fresh server
+    process finds it again, and runs it to the end by itself."""
+    from tests.conftest import kill_group
+
+    env = {
+        "DJANGO_SETTINGS_MODULE": "tests.server_settings",
+        "SLOWJOBS_MEMCACHED": memcached.location,
+        "SLOWJOBS_LEASE": "2",
+        "SLOWJOBS_HEARTBEAT_INTERVAL": "0.5",
+    }
+    release = Path(settings.MEDIA_ROOT) / RELEASE
+    release.unlink(missing_ok=True)
+    jobs = [make_job(), make_job()]
+    first = start_gunicorn(tmp_path, **env)
+    page = staff_page(browser, first.url, django_user_model)
+    try:
+        run_action(page, "export_jobs_paced", [str(job.pk) for job in jobs])
+        ticket = page.url.rstrip("/").rsplit("/", 1)[1]
+        deadline = time.monotonic() + 20
+        while Job.objects.get(pk=ticket).status != JobStatus.RUNNING:
+            assert time.monotonic() < deadline, "the action's job did not start"
+            time.sleep(0.05)
+    finally:
+        page.context.close()
+        kill_group(first.process)
+    release.touch()
+    second = start_gunicorn(tmp_path, **env)  # nobody runs resume_jobs
+    try:
+        deadline = time.monotonic() + 60
+        while (job := Job.objects.get(pk=ticket)).status not in JobStatus.finished():
+            assert time.monotonic() < deadline, (job.status, job.owner)
+            time.sleep(0.1)
+        assert job.status == JobStatus.SUCCEEDED, job.error_message
+        assert job.attempts == 2
+        assert job.result["jobs"] == 2
+        assert job.submitted_by.username == "clerk"
+    finally:
+        stop(second.process)
+        release.unlink(missing_ok=True)
