@@ -11,6 +11,8 @@
    from 50 client addresses: with the default places to wait (half of
    each worker's threads), and with the cap lifted (every thread may
    wait).  Also the database connections open meanwhile (PostgreSQL).
+3. What every job's end pays for waiters in other processes: the end
+   record's one memcached write (on the notifier thread, after the commit).
 
 The server is the demo's gunicorn as its docs wire it (``-c
 project/gunicorn.conf.py``: 2 gthread workers of 4 threads, the hooks),
@@ -20,6 +22,7 @@ with memcached.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -45,6 +48,32 @@ from bench.run import (
 from tests.http_client import HttpClient
 
 FINISHED = {"succeeded", "failed", "cancelled"}
+
+
+END_RECORD_CODE = """
+import json, sys, time, uuid, django
+django.setup()
+from slowjobs.engine import endings
+from slowjobs.progress import get_store
+assert get_store().shared
+N = int(sys.argv[1])
+tickets = [str(uuid.uuid4()) for _ in range(N)]
+best = []
+for _ in range(5):
+    began = time.perf_counter()
+    for ticket in tickets:
+        endings.ended(ticket, "SUCCESSFUL")
+    best.append((time.perf_counter() - began) / N * 1e6)
+print(json.dumps({"us_per_end": round(min(best), 1), "ends": N}))
+"""
+
+
+def end_record_cost(env: dict[str, str], ends: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [PYTHON, "-c", END_RECORD_CODE, str(ends)],
+        env=env, cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return dict(json.loads(out.strip().splitlines()[-1]))
 
 
 def start_gunicorn(
@@ -263,6 +292,9 @@ def main() -> None:
                 figures["flood_no_cap"] = flood(
                     {**env, "SLOWJOBS_MAX_WAITERS": "100"}, scratch, seconds, clients
                 )
+                figures["end_record"] = end_record_cost(
+                    env, 200 if args.smoke else 5000
+                )
                 results["databases"][name] = figures
     finally:
         memcached.terminate()
@@ -291,6 +323,11 @@ def print_table(results: dict[str, Any]) -> None:
                 f"| db connections {row['db_connections_before']} -> "
                 f"{row['db_connections_max']} at most"
             )
+        end = figures["end_record"]
+        print(
+            f"{name}: a job's end record in memcached: {end['us_per_end']} µs "
+            f"(best of 5 rounds of {end['ends']})"
+        )
 
 
 if __name__ == "__main__":
