@@ -161,3 +161,16 @@ def test_a_browser_that_waited_is_sent_to_the_finished_page(client):
 )
 def test_preferences_are_read_as_rfc_7240_says(header, seconds):
     assert waiting.preferred_wait(header) == seconds
+
+
+def test_no_wait_inside_a_transaction_nor_for_a_job_deferred_past_it():
+    from datetime import timedelta
+
+    from django.db import transaction
+    from django.utils import timezone
+
+    assert waiting.can_wait(5)
+    with transaction.atomic():  # the job would start at the commit
+        assert not waiting.can_wait(5)
+    assert waiting.can_wait(5, timezone.now() + timedelta(seconds=2))
+    assert not waiting.can_wait(5, timezone.now() + timedelta(seconds=60))
