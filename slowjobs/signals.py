@@ -9,6 +9,12 @@
   there to run (downtime).  sender: the schedule's name; ``slots`` (how
   many, counted up to 1000), ``newest`` (the newest one), ``policy``.
 
+- ``submit_waited``: a submit sent with ``Prefer: wait`` was answered.
+  sender: ``None``; ``task`` (its dotted path), ``outcome`` (``"ended"``:
+  answered with the finished job; ``"timed_out"``: ``202`` after the wait;
+  ``"no_place"``: ``202`` at once, every place to wait being taken),
+  ``seconds`` (how long the request waited).
+
 ``slowjobs.cancel.cancel_requested`` is sent after a cancel request.
 """
 
@@ -19,3 +25,4 @@ from django.dispatch import Signal
 enqueue_refused = Signal()
 job_retrying = Signal()
 slots_missed = Signal()
+submit_waited = Signal()

@@ -162,3 +162,23 @@ def test_metrics_need_the_token_or_the_permission_and_loopback_only_by_opt_in(
 def test_metrics_off_answers_404(settings):
     settings.SLOWJOBS_METRICS = False
     assert Client().get("/metrics").status_code == 404
+
+
+def test_metrics_count_submits_that_waited_by_outcome(metrics_on, settings):
+    settings.SLOWJOBS_MAX_WAITERS = 4
+    before = _scrape()
+    json = {"HTTP_ACCEPT": "application/json", "HTTP_PREFER": "wait=5"}
+    quick = Client().post("/demo/report/", {"rows": 2, "row_ms": 0}, **json)
+    assert quick.status_code == 200
+    settings.SLOWJOBS_MAX_WAITERS = 0
+    at_once = Client().post("/demo/report/", {"rows": 2, "row_ms": 0}, **json)
+    assert at_once.status_code == 202
+    after = _scrape()
+
+    def delta(name, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert delta("slowjobs_submit_waits_total", outcome="ended") == 1
+    assert delta("slowjobs_submit_waits_total", outcome="no_place") == 1
+    assert delta("slowjobs_submit_wait_seconds_count", outcome="ended") == 1

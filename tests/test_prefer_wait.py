@@ -174,3 +174,26 @@ def test_no_wait_inside_a_transaction_nor_for_a_job_deferred_past_it():
         assert not waiting.can_wait(5)
     assert waiting.can_wait(5, timezone.now() + timedelta(seconds=2))
     assert not waiting.can_wait(5, timezone.now() + timedelta(seconds=60))
+
+
+def test_each_answered_wait_is_signalled_with_its_outcome(client, settings):
+    from slowjobs.signals import submit_waited
+
+    seen = []
+
+    def receive(sender, **kwargs):
+        seen.append(kwargs)
+
+    submit_waited.connect(receive)
+    try:
+        _submit(client, 2, 0, "wait=5")
+        _submit(client, 15, 100, "wait=1")
+        settings.SLOWJOBS_MAX_WAITERS = 0
+        _submit(client, 2, 0, "wait=5")
+        _submit(client, 2, 0)  # asked for no wait: nothing to tell
+    finally:
+        submit_waited.disconnect(receive)
+    assert [s["outcome"] for s in seen] == ["ended", "timed_out", "no_place"]
+    assert {s["task"] for s in seen} == {"project.tasks.generate_report"}
+    assert 0.9 <= seen[1]["seconds"] < 3
+    assert seen[2]["seconds"] < 0.1

@@ -40,7 +40,7 @@ from django.views.decorators.http import require_safe
 
 from slowjobs import conf
 from slowjobs.jobs.transitions import CANCELLED_CLASS
-from slowjobs.signals import enqueue_refused, job_retrying
+from slowjobs.signals import enqueue_refused, job_retrying, submit_waited
 from slowjobs.tasksapi import TaskResultStatus, task_enqueued, task_finished
 from slowjobs.web.access import VIEW_ANY
 
@@ -84,6 +84,19 @@ class Instruments:
             "slowjobs_job_run_seconds",
             "Time from a job's start to its end.",
             ["task", "outcome"],
+            buckets=SECONDS_BUCKETS,
+            registry=target,
+        )
+        self.submit_waits = Counter(
+            "slowjobs_submit_waits",
+            "Submits sent with Prefer: wait, by how they were answered.",
+            ["outcome"],
+            registry=target,
+        )
+        self.submit_wait_seconds = Histogram(
+            "slowjobs_submit_wait_seconds",
+            "How long submits sent with Prefer: wait held their request.",
+            ["outcome"],
             buckets=SECONDS_BUCKETS,
             registry=target,
         )
@@ -148,6 +161,12 @@ def _on_finished(sender: Any, task_result: Any, **kwargs: Any) -> None:
         found.wait_seconds.labels(task).observe(wait)
 
 
+def _on_waited(sender: Any, outcome: str, seconds: float, **kwargs: Any) -> None:
+    found = instruments()
+    found.submit_waits.labels(outcome).inc()
+    found.submit_wait_seconds.labels(outcome).observe(seconds)
+
+
 def connect() -> None:
     """Count from the signals (AppConfig.ready does this when enabled)."""
     instruments()
@@ -155,6 +174,7 @@ def connect() -> None:
     task_finished.connect(_on_finished, dispatch_uid="slowjobs.metrics")
     enqueue_refused.connect(_on_refused, dispatch_uid="slowjobs.metrics")
     job_retrying.connect(_on_retrying, dispatch_uid="slowjobs.metrics")
+    submit_waited.connect(_on_waited, dispatch_uid="slowjobs.metrics")
 
 
 def disconnect() -> None:
@@ -162,6 +182,7 @@ def disconnect() -> None:
     task_finished.disconnect(dispatch_uid="slowjobs.metrics")
     enqueue_refused.disconnect(dispatch_uid="slowjobs.metrics")
     job_retrying.disconnect(dispatch_uid="slowjobs.metrics")
+    submit_waited.disconnect(dispatch_uid="slowjobs.metrics")
 
 
 class StateCollector:

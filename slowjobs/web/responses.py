@@ -14,6 +14,7 @@ their caps gets ``429`` with ``Retry-After``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from functools import wraps
@@ -41,6 +42,7 @@ from slowjobs.exceptions import EnqueueRefused, InvalidTaskArguments, OverLimit
 from slowjobs.jobs import files as jobfiles
 from slowjobs.lifecycle.control import misconfigured
 from slowjobs.models import JobStatus
+from slowjobs.signals import submit_waited
 from slowjobs.tasksapi import Task, TaskResult
 from slowjobs.web import waiting
 from slowjobs.web.jobkeys import with_key
@@ -216,17 +218,29 @@ def answer_after_wait(
     """``200`` (a browser: ``303``) with the status of a job that ended
     within ``seconds``, else the usual ``202``; ``202`` at once when no
     place to wait is free."""
+    began = time.monotonic()
     with waiting.place(request, client_address(request)) as placed:
         if not placed:
+            _tell_waited(result, "no_place", began)
             return accepted(request, result)
         waiter.follow(result.id)
         waiting.release_connections()
         ended = waiting.wait_for_end(waiter, result.id, seconds)
     response = finished(request, result) if ended else None
+    _tell_waited(result, "timed_out" if response is None else "ended", began)
     if response is None:
         response = accepted(request, result)
     response["Preference-Applied"] = f"wait={int(seconds)}"
     return response
+
+
+def _tell_waited(result: TaskResult[..., Any], outcome: str, began: float) -> None:
+    submit_waited.send(
+        None,
+        task=result.task.module_path,
+        outcome=outcome,
+        seconds=time.monotonic() - began,
+    )
 
 
 def finished(request: HttpRequest, result: TaskResult[..., Any]) -> HttpResponse | None:
