@@ -72,7 +72,7 @@ def test_without_a_wait_the_answer_is_202_at_once(client, prefer):
     response = _submit(client, 5, 0, prefer)
     assert response.status_code == 202
     assert "Preference-Applied" not in response
-    assert time.monotonic() - began < 0.5
+    assert time.monotonic() - began < 1.0
 
 
 def test_the_wait_is_cut_to_the_setting(client, settings):
@@ -90,7 +90,7 @@ def test_no_place_to_wait_answers_202_at_once(client, settings):
     response = _submit(client, 5, 20, "wait=5")
     assert response.status_code == 202
     assert "Preference-Applied" not in response
-    assert time.monotonic() - began < 0.5
+    assert time.monotonic() - began < 1.0
 
 
 def test_a_single_threaded_server_lets_nobody_wait_by_default(client, settings):
@@ -99,7 +99,7 @@ def test_a_single_threaded_server_lets_nobody_wait_by_default(client, settings):
     response = _submit(client, 3, 0, "wait=5", **{"wsgi.multithread": False})
     assert response.status_code == 202
     assert "Preference-Applied" not in response
-    assert time.monotonic() - began < 0.5
+    assert time.monotonic() - began < 1.0
     settings.SLOWJOBS_MAX_WAITERS = None
     threaded = _submit(client, 3, 0, "wait=5", **{"wsgi.multithread": True})
     assert threaded.status_code == 200
@@ -123,7 +123,7 @@ def test_one_visitor_holds_at_most_its_share_of_the_places(settings):
     second = _submit(Client(), 3, 0, "wait=5")  # the same address: no place
     assert second.status_code == 202
     assert "Preference-Applied" not in second
-    assert time.monotonic() - began < 0.5
+    assert time.monotonic() - began < 1.0
     other = _submit(Client(), 3, 0, "wait=5", REMOTE_ADDR="127.0.0.9")
     assert other.status_code == 200  # another visitor still waits
     first.join()
@@ -196,4 +196,4 @@ def test_each_answered_wait_is_signalled_with_its_outcome(client, settings):
     assert [s["outcome"] for s in seen] == ["ended", "timed_out", "no_place"]
     assert {s["task"] for s in seen} == {"project.tasks.generate_report"}
     assert 0.9 <= seen[1]["seconds"] < 3
-    assert seen[2]["seconds"] < 0.1
+    assert seen[2]["seconds"] < 0.5

@@ -51,7 +51,7 @@ def test_the_owning_process_answers_a_quick_job_at_once_and_a_slow_one_202(
         slow, took = submit(client, 20, 100, "wait=1")  # a 2 s job
         assert slow.status == 202, slow.body
         assert slow.headers["Preference-Applied"] == "wait=1"
-        assert 0.9 <= took < 2.5
+        assert 0.9 <= took < 4
         done = client.wait_for_status(slow.json()["status_url"], FINISHED, 30)
         assert done["status"] == "succeeded"
     finally:
@@ -123,7 +123,7 @@ def test_a_flood_of_waits_leaves_pages_served(collected_static, tmp_path: Path):
         assert len(waited) == 2, [a[1].headers for a in answers]
         assert all(a[1].status == 202 and a[2] >= 2.8 for a in waited)
         assert len(at_once) == 4
-        assert all(a[1].status == 202 and a[2] < 2 for a in at_once)
+        assert all(a[1].status == 202 and a[2] < 2.5 for a in at_once)
         # Pages were served while both places were held (each wait, 3 s).
         assert max(pages) < 1.5, pages
         record(
