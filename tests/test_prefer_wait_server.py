@@ -71,7 +71,7 @@ def test_a_job_run_by_another_process_is_waited_for(
         wait_until_up(worker)
         client = HttpClient(server.url)
         # The server's one job thread is taken: the next job overflows.
-        busy, _ = submit(client, 30, 100)
+        busy, _ = submit(client, 40, 100)
         assert busy.status == 202
         deadline = time.monotonic() + 20
         while Job.objects.get(pk=busy.json()["ticket"]).status != "running":
