@@ -8,6 +8,7 @@ import io
 import pytest
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import include, path
 
@@ -82,8 +83,15 @@ def test_export_runs_as_a_job_and_its_csv_is_downloaded(django_user_model, finis
 def test_the_actions_permissions_decide_who_may_run_it(django_user_model, settings):
     settings.ROOT_URLCONF = __name__
     jobs = [make_job()]
-    client = staff_client(django_user_model)  # view_job, not change_job
-    assert b"hold_then_count" not in client.get(GATED).content
+    allowed = staff_client(django_user_model, "change_job")
+    assert b'value="hold_then_count"' in allowed.get(GATED).content
+    client = Client()
+    clerk = django_user_model.objects.create_user("clerk", is_staff=True)
+    clerk.user_permissions.add(Permission.objects.get(codename="view_job"))
+    client.force_login(clerk)  # view_job, not change_job
+    page = client.get(GATED)
+    assert page.status_code == 200
+    assert b'value="hold_then_count"' not in page.content
     response = post_action(client, GATED, "hold_then_count", jobs)
     assert response.status_code in (200, 302)  # the list again, nothing run
     assert not Job.objects.filter(task_path__endswith="run_admin_action").exists()
@@ -123,6 +131,35 @@ def test_a_second_run_on_the_same_rows_leads_to_the_first(
     # Finished: the same action on the same rows starts afresh.
     third = post_action(client, GATED, "hold_then_count", jobs)
     assert third["Location"] != first["Location"]
+
+
+def test_staff_who_may_not_see_the_running_one_are_told_who_started_it(
+    django_user_model, settings, finished
+):
+    settings.ROOT_URLCONF = __name__
+    jobs = [make_job()]
+    first = staff_client(django_user_model, "change_job")
+    other = django_user_model.objects.create_user("other", is_staff=True)
+    other.user_permissions.add(Permission.objects.get(codename="change_job"))
+    second = Client()
+    second.force_login(other)  # may change jobs, may not read another's
+    tasks.gate("admin-action").clear()
+    started = post_action(first, GATED, "hold_then_count", jobs)
+    assert started.status_code == 302
+    refused = post_action(second, GATED, "hold_then_count", jobs)
+    assert refused.status_code == 302
+    assert not refused["Location"].startswith("/jobs/")
+    shown = second.get(refused["Location"]).content.decode()
+    assert "is already running on these rows, for staff" in shown
+    assert Job.objects.filter(task_path__endswith="run_admin_action").count() == 1
+    tasks.gate("admin-action").set()
+    finished.wait(started["Location"].split("/")[2])
+
+
+def test_max_rows_must_be_a_positive_integer():
+    for wrong in (0, -1, True, "10"):
+        with pytest.raises(ValueError, match="max_rows must be an integer >= 1"):
+            job_action(max_rows=wrong)
 
 
 def test_a_selection_past_the_bound_is_refused(django_user_model, settings):

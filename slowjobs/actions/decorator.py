@@ -47,6 +47,8 @@ from django.utils.translation import gettext_lazy as _
 from slowjobs.actions.tasks import run_admin_action, titled
 from slowjobs.exceptions import EnqueueRefused
 from slowjobs.models import Job
+from slowjobs.progress.records import session_digest
+from slowjobs.web.access import may_see
 from slowjobs.web.joburls import job_url
 
 # The attribute that marks an action as a job action: the function it runs.
@@ -82,6 +84,8 @@ def job_action(
     max_rows: int = DEFAULT_MAX_ROWS,
 ) -> ActionFunction | Callable[[JobFunction], ActionFunction]:
     """Make ``function(modeladmin, job, queryset)`` an admin action run as a job."""
+    if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+        raise ValueError(f"max_rows must be an integer >= 1, not {max_rows!r}.")
 
     def decorate(func: JobFunction) -> ActionFunction:
         @wraps(func)
@@ -142,7 +146,12 @@ def start(
     if job is None:  # finished and purged already
         return None
     if job.enqueued_at < began:  # the same action on the same rows, unfinished
-        if not _may_see(request, job):
+        if not may_see(
+            request,
+            job.pk,
+            user_id=job.submitted_by_id,
+            session=session_digest(job.submitter_session),
+        ):
             modeladmin.message_user(
                 request,
                 gettext("“%(action)s” is already running on these rows, for %(user)s.")
@@ -162,11 +171,6 @@ def _as_json(key: Any) -> int | str:
 
 def _order(key: int | str) -> tuple[int, int | str]:
     return (0, key) if isinstance(key, int) else (1, key)
-
-
-def _may_see(request: HttpRequest, job: Job) -> bool:
-    user = request.user
-    return job.submitted_by_id == user.pk or user.has_perm("slowjobs.view_job")
 
 
 def _record(
