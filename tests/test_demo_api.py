@@ -3,7 +3,9 @@ from __future__ import annotations
 import csv
 import io
 
+import psycopg
 import pytest
+from django.db import connection
 from django.test import Client, override_settings
 
 from slowjobs.models import Job
@@ -157,3 +159,22 @@ def test_a_first_job_writes_its_session_once():
         and q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE"))
     ]
     assert len(session_writes) == 1, session_writes
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs a server that drops connections"
+)
+def test_a_read_on_a_connection_the_database_dropped_is_answered(client, finished):
+    """After a database restart each kept connection is broken; the first
+    read on it is answered on a fresh one, not with a 503."""
+    body = client.post("/demo/report/", {"rows": 2, "row_ms": 0}, **JSON).json()
+    finished.wait(body["ticket"])
+    assert client.get(body["status_url"]).status_code == 200
+    backend_pid = connection.connection.info.backend_pid
+    settings = connection.get_connection_params()
+    with psycopg.connect(**settings, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [backend_pid])
+    response = client.get(body["status_url"])
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "succeeded"
+    assert connection.connection.info.backend_pid != backend_pid

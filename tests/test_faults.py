@@ -72,10 +72,12 @@ class Job:
 
     def check_csv(self, body: dict[str, Any]) -> None:
         assert body["status"] == "succeeded", body
-        lines = self.client.get(body["result_url"]).body.decode().splitlines()
+        reply = self.client.get(body["result_url"])
+        assert reply.status == 200, (reply.status, reply.body[:500], body)
+        lines = reply.body.decode().splitlines()
         assert [int(line.split(",")[0]) for line in lines[1:]] == list(
             range(1, self.rows + 1)
-        )
+        ), (lines[:3], body)
 
 
 JSON = {"Accept": "application/json"}

@@ -21,7 +21,7 @@ from functools import wraps
 from typing import Any, ParamSpec
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.http import (
     Http404,
     HttpRequest,
@@ -134,18 +134,42 @@ def unavailable(request: HttpRequest, retry_after: int) -> HttpResponse:
 def database_outage_as_503(
     view: Callable[P, HttpResponseBase],
 ) -> Callable[P, HttpResponseBase]:
-    """Answer ``503`` with ``Retry-After`` while the database does not answer."""
+    """Answer ``503`` with ``Retry-After`` while the database does not answer.
+
+    A read that failed on a connection kept from before a database restart
+    is tried once more on a fresh one: otherwise every request thread would
+    answer one 503 after each restart, long after the database was back.
+    """
 
     @wraps(view)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
+        request = args[0]
+        assert isinstance(request, HttpRequest)
         try:
             return view(*args, **kwargs)
         except (OperationalError, InterfaceError):
-            request = args[0]
-            assert isinstance(request, HttpRequest)
+            if request.method not in ("GET", "HEAD") or not _reconnected():
+                return unavailable(request, conf.get().retry_after)
+        try:
+            return view(*args, **kwargs)
+        except (OperationalError, InterfaceError):
             return unavailable(request, conf.get().retry_after)
 
     return wrapper
+
+
+def _reconnected() -> bool:
+    """Close the connections a failure left unusable; False if one is held
+    by a transaction (a retry would run outside it) or none was broken."""
+    closed = False
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is None or not connection.errors_occurred:
+            continue
+        if connection.in_atomic_block:
+            return False
+        connection.close()
+        closed = True
+    return closed
 
 
 def invalid(request: HttpRequest, errors: dict[str, list[str]]) -> HttpResponse:
