@@ -17,6 +17,7 @@ from django.conf import settings
 from slowjobs.models import Job, JobStatus
 from tests.adminapp.admin import RELEASE
 from tests.conftest import start_gunicorn, stop
+from tests.staff import log_in, staff_user
 from tests.test_admin import make_job
 from tests.test_browser import TIMEOUT_MS
 
@@ -39,22 +40,11 @@ def server(collected_static, tmp_path: Path, memcached: Any) -> Any:
 
 
 def staff_page(browser: Any, url: str, django_user_model: Any) -> Any:
-    from django.contrib.auth.hashers import PBKDF2PasswordHasher
-    from django.contrib.auth.models import Permission
-
-    user = django_user_model.objects.create_user("clerk", is_staff=True)
-    # Hashed as the server (project settings) checks it, not with the tests' MD5.
-    user.password = PBKDF2PasswordHasher().encode("a-long-password-1", "saltsalt")
-    user.save()
-    user.user_permissions.add(Permission.objects.get(codename="view_job"))
+    staff_user(django_user_model, "clerk", "view_job")
     context = browser.new_context(base_url=url, accept_downloads=True)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
-    page.goto("/admin/login/")
-    page.fill("#id_username", "clerk")
-    page.fill("#id_password", "a-long-password-1")
-    page.click("input[type=submit]")
-    page.wait_for_url(re.compile(r"/admin/$"))
+    log_in(page, "clerk")
     return page
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.staff import log_in, staff_user
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TIMEOUT_MS = 30_000
@@ -150,12 +152,7 @@ def test_with_its_script_the_page_does_not_reload_and_polls_instead(page):
 def test_a_progress_bar_moves_in_the_admin_changelist(
     browser, gunicorn, django_user_model
 ):
-    from django.contrib.auth.hashers import PBKDF2PasswordHasher
-
-    # Hashed as the server (project settings) checks it, not with the tests' MD5.
-    boss = django_user_model.objects.create_superuser("boss")
-    boss.password = PBKDF2PasswordHasher().encode("a-long-password-1", "saltsalt")
-    boss.save()
+    staff_user(django_user_model, "boss", superuser=True)
     # A laptop's width: the job list fits without scrolling sideways.
     context = browser.new_context(
         base_url=gunicorn.url, viewport={"width": 1300, "height": 900}
@@ -163,11 +160,7 @@ def test_a_progress_bar_moves_in_the_admin_changelist(
     context.set_default_timeout(TIMEOUT_MS)
     try:
         page = context.new_page()
-        page.goto("/admin/login/")
-        page.fill("#id_username", "boss")
-        page.fill("#id_password", "a-long-password-1")
-        page.click("input[type=submit]")
-        page.wait_for_url(re.compile(r"/admin/$"))
+        log_in(page, "boss")
         start_report(page, 300, 10)
         page.goto("/admin/slowjobs/job/")
         bar = ".slowjobs-bar"

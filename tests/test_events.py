@@ -22,6 +22,7 @@ from tests.conftest import Server, start_gunicorn, stop
 from tests.figures import record
 from tests.http_client import HttpClient
 from tests.recovery_scenarios import worker_pids
+from tests.staff import log_in, staff_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -318,23 +319,13 @@ def test_the_status_page_follows_the_stream_in_chromium(asgi_server, browser):
 def test_the_admins_progress_bars_follow_the_stream_in_chromium(
     asgi_server, browser, django_user_model
 ):
-    from django.contrib.auth.hashers import PBKDF2PasswordHasher
-    from django.contrib.auth.models import Permission
-
-    boss = django_user_model.objects.create_user("boss", is_staff=True)
-    boss.password = PBKDF2PasswordHasher().encode("a-long-password-1", "saltsalt")
-    boss.save()
-    boss.user_permissions.set(Permission.objects.filter(codename="view_job"))
+    staff_user(django_user_model, "boss", "view_job")
     context = browser.new_context(base_url=asgi_server.url)
     context.set_default_timeout(30_000)
     requests: list[str] = []
     try:
         page = context.new_page()
-        page.goto("/admin/login/")
-        page.fill("#id_username", "boss")
-        page.fill("#id_password", "a-long-password-1")
-        page.click("input[type=submit]")
-        page.wait_for_url(re.compile(r"/admin/$"))
+        log_in(page, "boss")
         page.goto("/")
         page.fill("#id_rows", "200")
         page.fill("#id_row_ms", "10")

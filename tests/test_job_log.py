@@ -16,6 +16,7 @@ from slowjobs.progress import get_store
 from slowjobs.progress.base import log_key
 from slowjobs.progress.records import opened
 from tests import tasks
+from tests.staff import log_in, staff_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -146,15 +147,9 @@ def test_the_admin_follows_a_running_jobs_lines_in_chromium(
 ):
     """The job runs in this process, the admin page is served by gunicorn:
     the lines reach it through memcached while the job runs."""
-    from django.contrib.auth.hashers import PBKDF2PasswordHasher
-    from django.contrib.auth.models import Permission
-
     from tests.conftest import start_gunicorn, stop
 
-    watcher = django_user_model.objects.create_user("watcher", is_staff=True)
-    watcher.password = PBKDF2PasswordHasher().encode("a-long-password-1", "saltsalt")
-    watcher.save()
-    watcher.user_permissions.set(Permission.objects.filter(codename="view_job"))
+    staff_user(django_user_model, "watcher", "view_job")
     from django.conf import settings
 
     # The same secret: the server opens the records this process seals.
@@ -165,10 +160,7 @@ def test_the_admin_follows_a_running_jobs_lines_in_chromium(
     context.set_default_timeout(30_000)
     try:
         page = context.new_page()
-        page.goto("/admin/login/")
-        page.fill("#id_username", "watcher")
-        page.fill("#id_password", "a-long-password-1")
-        page.click("input[type=submit]")
+        log_in(page, "watcher")
         result = tasks.log_lines.enqueue("followed", 12, 0.4)
         page.goto(f"/admin/slowjobs/job/{result.id}/change/")
         first = page.inner_text("pre.slowjobs-log")
