@@ -40,10 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.run import (
     PYTHON,
     ROOT,
-    free_port,
+    memcached_server,
     parse_wrk,
     prepared_databases,
     save_results,
+    start_server,
+    stop_server,
 )
 from tests.http_client import HttpClient
 
@@ -74,37 +76,6 @@ def end_record_cost(env: dict[str, str], ends: int) -> dict[str, Any]:
         env=env, cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     return dict(json.loads(out.strip().splitlines()[-1]))
-
-
-def start_gunicorn(
-    env: dict[str, str], log: Path
-) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [PYTHON, "-m", "gunicorn", "-c", "project/gunicorn.conf.py"],
-        cwd=ROOT,
-        env={**env, "PORT": str(port), "WEB_WORKERS": "2", "WEB_THREADS": "4"},
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if HttpClient(url).get("/bench/plain-get").status == 200:
-                return process, url
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"gunicorn did not start:\n{log.read_text()}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 def pct(values: list[float], q: float) -> float:
@@ -204,8 +175,10 @@ def pg_connections(env: dict[str, str]) -> int | None:
     return int(out) if out.isdigit() else None
 
 
-def flood(env: dict[str, str], scratch: Path, seconds: float, clients: int) -> dict:
-    process, url = start_gunicorn(env, scratch / f"flood-{time.time()}.log")
+def flood(
+    env: dict[str, str], scratch: Path, seconds: float, clients: int
+) -> dict[str, Any]:
+    process, url = start_server(env, scratch / f"flood-{time.time()}.log", wired=True)
     try:
         plain_latency(url, 1)  # warm
         quiet = plain_latency(url, seconds)
@@ -239,6 +212,7 @@ def flood(env: dict[str, str], scratch: Path, seconds: float, clients: int) -> d
         for thread in threads:
             thread.join(30)
         return {
+            "clients": clients,
             "plain_alone_p50_ms": quiet["p50_ms"],
             "plain_alone_p99_ms": quiet["p99_ms"],
             "plain_alone_rps": quiet["rps"],
@@ -250,7 +224,7 @@ def flood(env: dict[str, str], scratch: Path, seconds: float, clients: int) -> d
             "db_connections_max": max(connections) if connections else None,
         }
     finally:
-        stop(process)
+        stop_server(process)
 
 
 def main() -> None:
@@ -267,37 +241,31 @@ def main() -> None:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "databases": {},
     }
-    port = free_port()
-    memcached = subprocess.Popen(
-        ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-u", "root"]
-    )
-    try:
-        with tempfile.TemporaryDirectory(prefix="slowjobs-bench-") as tmp:
-            scratch = Path(tmp)
-            for name, plain_env in prepared_databases(args.db, scratch):
-                env = {
-                    **plain_env,
-                    "SLOWJOBS_MEMCACHED": f"127.0.0.1:{port}",
-                    "SLOWJOBS_MAX_WAITERS_PER_VISITOR": "2",
-                }
-                figures: dict[str, Any] = {}
-                print(f"== {name}: time to result", file=sys.stderr)
-                process, url = start_gunicorn(env, scratch / "ttr.log")
-                try:
-                    figures["time_to_result"] = time_to_result(url, jobs)
-                finally:
-                    stop(process)
-                print(f"== {name}: plain pages under a flood of waits", file=sys.stderr)
-                figures["flood_default_places"] = flood(env, scratch, seconds, clients)
-                figures["flood_no_cap"] = flood(
-                    {**env, "SLOWJOBS_MAX_WAITERS": "100"}, scratch, seconds, clients
-                )
-                figures["end_record"] = end_record_cost(
-                    env, 200 if args.smoke else 5000
-                )
-                results["databases"][name] = figures
-    finally:
-        memcached.terminate()
+    with (
+        memcached_server() as memcached,
+        tempfile.TemporaryDirectory(prefix="slowjobs-bench-") as tmp,
+    ):
+        scratch = Path(tmp)
+        for name, plain_env in prepared_databases(args.db, scratch):
+            env = {
+                **plain_env,
+                "SLOWJOBS_MEMCACHED": memcached,
+                "SLOWJOBS_MAX_WAITERS_PER_VISITOR": "2",
+            }
+            figures: dict[str, Any] = {}
+            print(f"== {name}: time to result", file=sys.stderr)
+            process, url = start_server(env, scratch / "ttr.log", wired=True)
+            try:
+                figures["time_to_result"] = time_to_result(url, jobs)
+            finally:
+                stop_server(process)
+            print(f"== {name}: plain pages under a flood of waits", file=sys.stderr)
+            figures["flood_default_places"] = flood(env, scratch, seconds, clients)
+            figures["flood_no_cap"] = flood(
+                {**env, "SLOWJOBS_MAX_WAITERS": "100"}, scratch, seconds, clients
+            )
+            figures["end_record"] = end_record_cost(env, 200 if args.smoke else 5000)
+            results["databases"][name] = figures
     print_table(results)
     save_results(results, "prefer-wait", args.out)
 
@@ -311,7 +279,8 @@ def print_table(results: dict[str, Any]) -> None:
                 f"  {mode:<20} {row['p50_ms']:>8} {row['p99_ms']:>8} "
                 f"{row['round_trips_mean']:>6} {row['round_trips_max']:>4}"
             )
-        print(f"{name}: plain page while 50 clients hold waits (ms)")
+        clients = figures["flood_default_places"]["clients"]
+        print(f"{name}: plain page while {clients} clients hold waits (ms)")
         for label in ("flood_default_places", "flood_no_cap"):
             row = figures[label]
             print(

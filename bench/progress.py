@@ -32,10 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.run import (
     PYTHON,
     ROOT,
-    free_port,
+    memcached_server,
     prepared_databases,
     save_results,
     start_server,
+    stop_server,
 )
 from tests.http_client import HttpClient
 
@@ -112,62 +113,53 @@ def main() -> None:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "databases": {},
     }
-    port = free_port()
-    memcached = subprocess.Popen(
-        ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-u", "root"]
-    )
-    try:
-        with tempfile.TemporaryDirectory(prefix="slowjobs-bench-") as tmp:
-            scratch = Path(tmp)
-            for name, plain_env in prepared_databases(args.db, scratch):
-                cached_env = {**plain_env, "SLOWJOBS_MEMCACHED": f"127.0.0.1:{port}"}
-                print(f"== {name}: progress overhead", file=sys.stderr)
-                figures: dict[str, Any] = {
-                    "progress": progress_overhead(cached_env, rounds)
-                }
-                print(f"== {name}: status polls and cancels", file=sys.stderr)
-                cached, cached_url = start_server(cached_env, scratch / "a.log")
-                peer, peer_url = start_server(cached_env, scratch / "b.log")
-                uncached, uncached_url = start_server(plain_env, scratch / "c.log")
-                try:
-                    client = HttpClient(cached_url)
-                    ticket = start_long_report(client)
-                    cookie = "; ".join(f"{c.name}={c.value}" for c in client.cookies)
-                    path = f"/jobs/{ticket}/status"
-                    figures["status_memcached"] = wrk_get(
-                        cached_url + path, seconds, cookie
-                    )
-                    figures["status_database"] = wrk_get(
-                        uncached_url + path, seconds, cookie
-                    )
-                    figures["plain_get"] = wrk_get(
-                        cached_url + "/bench/plain-get", seconds, cookie
-                    )
-                    # A job whose progress holds still (a row every 10 s):
-                    # polled as is, and with the ETag of the last answer.
-                    still = start_long_report(client, row_ms=10_000)
-                    still_url = f"{cached_url}/jobs/{still}/status"
-                    etag = client.get(f"/jobs/{still}/status").headers["ETag"]
-                    figures["status_unchanged"] = wrk_get(still_url, seconds, cookie)
-                    figures["status_304"] = wrk_get(
-                        still_url, seconds, cookie, f"If-None-Match: {etag}"
-                    )
-                    client.post(
-                        f"/jobs/{still}/cancel", {}, headers=client.api_headers()
-                    )
-                    client.post(
-                        f"/jobs/{ticket}/cancel", {}, headers=client.api_headers()
-                    )
-                    # Cancel through another server, sharing memcached.
-                    other = HttpClient(peer_url, cookies=client.cookies)
-                    figures["cancel"] = cancel_latency_across(client, other, samples)
-                finally:
-                    for server in (cached, peer, uncached):
-                        server.terminate()
-                        server.wait(30)
-                results["databases"][name] = figures
-    finally:
-        memcached.terminate()
+    with (
+        memcached_server() as memcached,
+        tempfile.TemporaryDirectory(prefix="slowjobs-bench-") as tmp,
+    ):
+        scratch = Path(tmp)
+        for name, plain_env in prepared_databases(args.db, scratch):
+            cached_env = {**plain_env, "SLOWJOBS_MEMCACHED": memcached}
+            print(f"== {name}: progress overhead", file=sys.stderr)
+            figures: dict[str, Any] = {
+                "progress": progress_overhead(cached_env, rounds)
+            }
+            print(f"== {name}: status polls and cancels", file=sys.stderr)
+            cached, cached_url = start_server(cached_env, scratch / "a.log")
+            peer, peer_url = start_server(cached_env, scratch / "b.log")
+            uncached, uncached_url = start_server(plain_env, scratch / "c.log")
+            try:
+                client = HttpClient(cached_url)
+                ticket = start_long_report(client)
+                cookie = "; ".join(f"{c.name}={c.value}" for c in client.cookies)
+                path = f"/jobs/{ticket}/status"
+                figures["status_memcached"] = wrk_get(
+                    cached_url + path, seconds, cookie
+                )
+                figures["status_database"] = wrk_get(
+                    uncached_url + path, seconds, cookie
+                )
+                figures["plain_get"] = wrk_get(
+                    cached_url + "/bench/plain-get", seconds, cookie
+                )
+                # A job whose progress holds still (a row every 10 s):
+                # polled as is, and with the ETag of the last answer.
+                still = start_long_report(client, row_ms=10_000)
+                still_url = f"{cached_url}/jobs/{still}/status"
+                etag = client.get(f"/jobs/{still}/status").headers["ETag"]
+                figures["status_unchanged"] = wrk_get(still_url, seconds, cookie)
+                figures["status_304"] = wrk_get(
+                    still_url, seconds, cookie, f"If-None-Match: {etag}"
+                )
+                client.post(f"/jobs/{still}/cancel", {}, headers=client.api_headers())
+                client.post(f"/jobs/{ticket}/cancel", {}, headers=client.api_headers())
+                # Cancel through another server, sharing memcached.
+                other = HttpClient(peer_url, cookies=client.cookies)
+                figures["cancel"] = cancel_latency_across(client, other, samples)
+            finally:
+                for server in (cached, peer, uncached):
+                    stop_server(server)
+            results["databases"][name] = figures
     print_table(results)
     save_results(results, "progress", args.out)
 

@@ -17,6 +17,7 @@ what to compare, as the machine is shared.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import platform
@@ -30,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -97,25 +99,75 @@ def env_for(url: str, scratch: Path) -> dict[str, str]:
     }
 
 
-def start_server(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    env: dict[str, str], log: Path, *, wired: bool = False
+) -> tuple[subprocess.Popen[bytes], str]:
+    """gunicorn, 2 gthread workers x 4 threads, on a free port.
+
+    ``wired`` serves it as the deployment docs do (``project/gunicorn.conf.py``
+    and its slowjobs hooks) rather than with bare command-line options.
+    """
     port = free_port()
-    process = subprocess.Popen(
-        [
+    if wired:
+        command = [PYTHON, "-m", "gunicorn", "-c", "project/gunicorn.conf.py"]
+        env = {**env, "PORT": str(port), "WEB_WORKERS": "2", "WEB_THREADS": "4"}
+    else:
+        command = [
             PYTHON, "-m", "gunicorn", "project.wsgi:application",
             "--bind", f"127.0.0.1:{port}", "--workers", "2",
             "--worker-class", "gthread", "--threads", "4",
-        ],
-        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        ]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+    # Ready once a worker answers (any status), not once the port is bound:
+    # the first figure must not include a worker's boot.
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return process, f"http://127.0.0.1:{port}"
+            connection.request("GET", "/")
+            connection.getresponse().read()
+            return process, f"http://127.0.0.1:{port}"
         except OSError:
             time.sleep(0.1)
+        finally:
+            connection.close()
     process.kill()
     raise RuntimeError(f"gunicorn did not start:\n{log.read_text()}")
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def memcached_server(megabytes: int = 64) -> Iterator[str]:
+    """A memcached of the run's own on a free port; yields its location."""
+    port = free_port()
+    command = ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0"]
+    # As root, memcached refuses to start without a user to run as.
+    command += ["-m", str(megabytes)] + (["-u", "root"] if os.geteuid() == 0 else [])
+    process = subprocess.Popen(command)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("memcached did not start") from None
+                time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 def wrk(url: str, seconds: float, script: Path) -> dict[str, float]:
@@ -190,7 +242,7 @@ def inprocess_figures(env: dict[str, str], jobs: int, samples: int) -> dict[str,
         [PYTHON, str(ROOT / "bench" / "inprocess.py"), str(jobs), str(samples)],
         env=env, cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    return json.loads(out.strip().splitlines()[-1])
+    return dict(json.loads(out.strip().splitlines()[-1]))
 
 
 def main() -> None:
