@@ -8,7 +8,7 @@ import time
 
 import pytest
 from django.db import connections
-from django.test import Client
+from django.test import Client, override_settings
 
 from slowjobs.models import Job
 from slowjobs.web import waiting
@@ -197,3 +197,39 @@ def test_each_answered_wait_is_signalled_with_its_outcome(client, settings):
     assert {s["task"] for s in seen} == {"project.tasks.generate_report"}
     assert 0.9 <= seen[1]["seconds"] < 3
     assert seen[2]["seconds"] < 0.5
+
+
+@override_settings(SLOWJOBS_WORKERS=1, SLOWJOBS_QUEUE_SIZE=0)
+def test_a_full_executor_answers_503_at_once_without_waiting(client):
+    from tests import tasks
+
+    gate = tasks.gate("prefer-full")
+    tasks.wait_for_gate.enqueue("prefer-full")
+    try:
+        began = time.monotonic()
+        response = _submit(client, 1, 0, "wait=5")
+        assert response.status_code == 503
+        assert response["Retry-After"].isdigit()
+        assert "Preference-Applied" not in response
+        assert time.monotonic() - began < 2
+        assert Job.objects.count() == 1  # only the one holding the place
+    finally:
+        gate.set()
+
+
+def test_with_memcached_down_a_job_of_this_process_is_still_answered(
+    client, own_memcached
+):
+    """The wait hears this process's own jobs end; the live store being
+    away changes nothing for them."""
+    assert _submit(client, 2, 0, "wait=5").status_code == 200  # store reachable
+    own_memcached.stop()
+    began = time.monotonic()
+    response = _submit(client, 5, 20, "wait=5")
+    assert response.status_code == 200, response.content
+    assert response["Preference-Applied"] == "wait=5"
+    assert response.json()["status"] == "succeeded"
+    assert time.monotonic() - began < 4
+    slow = _submit(client, 15, 100, "wait=1")
+    assert slow.status_code == 202
+    assert Job.objects.get(pk=slow.json()["ticket"]).status in ("queued", "running")
