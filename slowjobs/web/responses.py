@@ -9,7 +9,9 @@ A browser form post gets ``303`` to the job's status page; a client that
 asks for ``application/json`` gets ``202`` with ``{ticket, status_url,
 page_url}`` and a ``Location`` header; a full executor (or a database that
 does not answer) gets ``503`` with ``Retry-After``; a submitter over one of
-their caps gets ``429`` with ``Retry-After``.
+their caps gets ``429`` with ``Retry-After``; a task's unique key held by
+another submitter's unfinished job gets ``409`` with ``Retry-After``
+(``slowjobs.web.unique``).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from slowjobs.lifecycle.control import misconfigured
 from slowjobs.models import JobStatus
 from slowjobs.signals import submit_waited
 from slowjobs.tasksapi import Task, TaskResult
-from slowjobs.web import waiting
+from slowjobs.web import unique, waiting
 from slowjobs.web.jobkeys import with_key
 from slowjobs.web.joburls import job_url
 from slowjobs.web.referer import came_from
@@ -172,6 +174,34 @@ def _reconnected() -> bool:
     return closed
 
 
+def under_way_elsewhere(request: HttpRequest) -> HttpResponse:
+    """``409`` with ``Retry-After``: the same job (its unique key) is under
+    way for a submitter this visitor may not see the jobs of."""
+    retry_after = conf.get().retry_after
+    message = gettext(
+        "The same job is already under way for someone else; "
+        "try again once it has ended."
+    )
+    if wants_json(request):
+        response: HttpResponse = JsonResponse(
+            {"error": message, "retry_after": retry_after}, status=409
+        )
+    else:
+        response = render(
+            request,
+            "slowjobs/refused.html",
+            {
+                "heading": gettext("This job is already under way"),
+                "message": message,
+                "retry_after": retry_after,
+                "back_url": came_from(request),
+            },
+            status=409,
+        )
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
 def invalid(request: HttpRequest, errors: dict[str, list[str]]) -> HttpResponse:
     if wants_json(request):
         return JsonResponse({"errors": errors}, status=400)
@@ -216,6 +246,16 @@ def submit(
             except EnqueueRefused as exc:
                 jobfiles.remove_stored(input_file)
                 return refused(request, exc)
+            try:
+                holder = unique.holder_of(task, result)
+            except DatabaseError:
+                return unavailable(request, conf.get().retry_after)
+            if holder is not None:
+                if input_file and holder["input_file"] != input_file:
+                    # An earlier job holds the key, with its own input.
+                    jobfiles.remove_stored(input_file)
+                if unique.someone_elses(request, holder):
+                    return under_way_elsewhere(request)
             if waiter is not None:
                 return answer_after_wait(request, result, waiter, seconds)
     except (ImproperlyConfigured, InvalidTaskArguments):
