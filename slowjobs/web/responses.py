@@ -169,6 +169,10 @@ def _reconnected() -> bool:
             continue
         if connection.in_atomic_block:
             return False
+        # A connection that still answers (SQLite busy, a statement timeout)
+        # would only fail again, after as long.
+        if connection.is_usable():
+            continue
         connection.close()
         closed = True
     return closed
