@@ -104,7 +104,18 @@ class ProcessLock:
             return True
 
     def release(self) -> None:
+        """Let the lock go now: PostgreSQL ends a closed session a moment
+        after the client leaves, and until then the lock looks held."""
         with self._lock:
+            if self._connection is not None:
+                with (
+                    contextlib.suppress(DatabaseError),
+                    self._connection.cursor() as cursor,
+                ):
+                    cursor.execute(
+                        "SELECT pg_advisory_unlock(%s::int4, %s::int4)",
+                        [LOCK_CLASS, lock_key(self.process_id)],
+                    )
             self._drop()
 
     def _drop(self) -> None:
