@@ -7,6 +7,7 @@ else's job and result.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,33 @@ def test_another_submitter_is_told_the_job_is_under_way(django_user_model, finis
     later = other.post("/sync/", {"account": 7}, **JSON)
     assert later.status_code == 202
     assert later.json()["ticket"] != ticket
+
+
+def test_a_first_submit_is_the_submitters_own_however_they_are_known():
+    """A cookieless API client, and a view that names the submitter itself
+    (``submitted_by``), get the job they just started."""
+    from django.test import RequestFactory
+
+    from slowjobs.responses import submit
+    from slowjobs.submitter import submitted_by
+
+    gates = [tasks.gate("sync-21"), tasks.gate("sync-22")]
+    try:
+        first = Client().post("/sync/", {"account": 21}, **JSON)
+        assert first.status_code == 202, first.content
+        request = RequestFactory().post("/x/", HTTP_ACCEPT="application/json")
+        with submitted_by(session_key="a-session-of-the-views-own"):
+            named = submit(request, tasks.sync_account, 22)
+            assert named.status_code == 202, named.content
+            again = submit(request, tasks.sync_account, 22)
+        assert (
+            json.loads(again.content)["ticket"] == json.loads(named.content)["ticket"]
+        )
+        with submitted_by(session_key="another-session"):
+            assert submit(request, tasks.sync_account, 22).status_code == 409
+    finally:
+        for gate in gates:
+            gate.set()
 
 
 def test_a_browser_gets_a_page_that_says_so(django_user_model):

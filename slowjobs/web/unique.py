@@ -10,6 +10,7 @@ only when the visitor may see it by the usual rule (their own, or
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from django.db import router
@@ -19,6 +20,7 @@ from slowjobs.models import Job
 from slowjobs.progress.records import session_digest
 from slowjobs.tasksapi import Task, TaskResult
 from slowjobs.web.access import may_see
+from slowjobs.web.submitter import current_submitter
 
 
 def holder_of(
@@ -41,8 +43,17 @@ def holder_of(
 def someone_elses(request: HttpRequest, holder: dict[str, Any]) -> bool:
     """Whether the job is another submitter's, that this visitor may not see.
 
-    A job just written is the visitor's own, and passes.
+    A job just written names the current submitter (the request's user or
+    session, or the one a view set with ``submitted_by``) and passes; so
+    does a job of the same user or session from before.
     """
+    mine = current_submitter(create_session=False)
+    if mine.user_id is not None and holder["submitted_by_id"] == mine.user_id:
+        return False
+    if mine.session_key and hmac.compare_digest(
+        holder["submitter_session"], mine.session_key
+    ):
+        return False
     return not may_see(
         request,
         holder["pk"],
