@@ -28,7 +28,7 @@ import os
 import threading
 from collections.abc import Iterable
 
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, Error, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from slowjobs import conf
@@ -108,8 +108,10 @@ class ProcessLock:
         after the client leaves, and until then the lock looks held."""
         with self._lock:
             if self._connection is not None:
+                # Error, not DatabaseError: a connection closed under
+                # Django raises InterfaceError, and the close below is enough.
                 with (
-                    contextlib.suppress(DatabaseError),
+                    contextlib.suppress(Error),
                     self._connection.cursor() as cursor,
                 ):
                     cursor.execute(
