@@ -147,27 +147,16 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def memcached_server(megabytes: int = 64) -> Iterator[str]:
+def memcached_server() -> Iterator[str]:
     """A memcached of the run's own on a free port; yields its location."""
-    port = free_port()
-    command = ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0"]
-    # As root, memcached refuses to start without a user to run as.
-    command += ["-m", str(megabytes)] + (["-u", "root"] if os.geteuid() == 0 else [])
-    process = subprocess.Popen(command)
+    from tests.services import Memcached
+
+    server = Memcached(shutil.which("memcached") or "memcached")
+    server.start()
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("memcached did not start") from None
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
+        yield server.location
     finally:
-        process.terminate()
-        process.wait(10)
+        server.stop()
 
 
 def wrk(url: str, seconds: float, script: Path) -> dict[str, float]:
