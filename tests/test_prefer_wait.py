@@ -211,7 +211,7 @@ def test_a_full_executor_answers_503_at_once_without_waiting(client):
         assert response.status_code == 503
         assert response["Retry-After"].isdigit()
         assert "Preference-Applied" not in response
-        assert time.monotonic() - began < 2
+        assert time.monotonic() - began < 4  # not the 5 s it asked to wait
         assert Job.objects.count() == 1  # only the one holding the place
     finally:
         gate.set()
